@@ -1,0 +1,126 @@
+r"""Classic iterative solvers for :math:`\min_x \tfrac12\|Ax - y\|^2 + g(x)`, each a loop of one step.
+
+Plug-and-play: pass any denoiser module as ``prior``; it is called as ``prior(v, tau)`` and may
+ignore ``tau``. Classic priors (:mod:`proxlab.priors.classic`) carry their weight inside :math:`g`
+and also provide ``regularizer(x)``, which the history uses to record the objective.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from ..operators.base import LinearOperator, conjugate_gradient
+from .loop import SolveResult, solve
+from .steps import ADMMState, FISTAState, HQSState, admm_step, fista_step, hqs_step, pgd_step
+
+__all__ = ["pgd", "ista", "fista", "admm", "hqs", "cg", "least_squares_objective"]
+
+
+def _check(A, y, prior):
+    if not isinstance(A, LinearOperator):
+        raise TypeError(f"A must be a proxlab LinearOperator, got {type(A).__name__}")
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if prior is not None and not callable(prior):
+        raise TypeError(f"prior must be callable as prior(v, tau) (a prox), got {type(prior).__name__}")
+
+
+def least_squares_objective(A: LinearOperator, y: torch.Tensor, prior=None):
+    r"""A monitor recording ``residual`` :math:`\|Ax - y\|` (batch mean) and, where the prior can
+    evaluate :math:`g`, ``objective`` :math:`\tfrac12\|Ax - y\|^2 + g(x)` (batch mean)."""
+    has_reg = prior is not None and hasattr(prior, "regularizer")
+
+    def monitor(x: torch.Tensor) -> dict[str, float]:
+        r = A(x) - y
+        sq = (r.abs() ** 2).reshape(r.shape[0], -1).sum(dim=1)
+        out = {"residual": float(sq.sqrt().mean())}
+        if has_reg:
+            out["objective"] = float((0.5 * sq + prior.regularizer(x)).mean())
+        return out
+
+    return monitor
+
+
+def _x0(A, y, x0):
+    if x0 is None:
+        with torch.no_grad():
+            return A.init(y)
+    return x0.clone()
+
+
+def _default_step(A: LinearOperator, x: torch.Tensor) -> float:
+    return 1.0 / A.norm(tuple(x.shape[1:]))
+
+
+def pgd(A: LinearOperator, y: torch.Tensor, prior, step_size: float | None = None, x0: torch.Tensor | None = None,
+        max_iter: int = 100, tol: float = 1e-5, callback=None, history: bool = True, progress: bool = False) -> SolveResult:
+    r"""Proximal gradient descent (ISTA): :math:`x^+ = \operatorname{prox}_{\gamma g}(x - \gamma A^\top(Ax - y))`.
+
+    ``step_size`` defaults to :math:`1/\|A\|_2^2`, which guarantees descent for convex :math:`g`.
+    ``x0`` defaults to ``A.init(y)``.
+    """
+    _check(A, y, prior)
+    x = _x0(A, y, x0)
+    gamma = _default_step(A, x) if step_size is None else float(step_size)
+    ATy = A.adjoint(y)
+    step = lambda s: pgd_step(s, A, y, prior, gamma, ATy)  # noqa: E731
+    monitor = least_squares_objective(A, y, prior) if history else None
+    return solve(step, x, get_x=lambda s: s, max_iter=max_iter, tol=tol, monitor=monitor, callback=callback, progress=progress)
+
+
+ista = pgd
+
+
+def fista(A: LinearOperator, y: torch.Tensor, prior, step_size: float | None = None, x0: torch.Tensor | None = None,
+          max_iter: int = 100, tol: float = 1e-5, callback=None, history: bool = True, progress: bool = False) -> SolveResult:
+    r"""FISTA (Beck & Teboulle, 2009): PGD with Nesterov momentum, :math:`O(1/k^2)` in objective."""
+    _check(A, y, prior)
+    x = _x0(A, y, x0)
+    gamma = _default_step(A, x) if step_size is None else float(step_size)
+    ATy = A.adjoint(y)
+    step = partial(fista_step, A=A, y=y, prox=prior, step_size=gamma, ATy=ATy)
+    monitor = least_squares_objective(A, y, prior) if history else None
+    return solve(step, FISTAState(x=x, z=x.clone()), max_iter=max_iter, tol=tol, monitor=monitor, callback=callback,
+                 progress=progress)
+
+
+def admm(A: LinearOperator, y: torch.Tensor, prior, rho: float = 1.0, x0: torch.Tensor | None = None,
+         max_iter: int = 100, tol: float = 1e-5, callback=None, history: bool = True, progress: bool = False) -> SolveResult:
+    r"""ADMM in scaled form (see :func:`proxlab.solvers.steps.admm_step`); the x-update uses
+    ``A.solve_normal`` (exact for masks, blur, MRI and CS; CG otherwise). Returns the z-iterate
+    (the prior's output) as ``x``."""
+    _check(A, y, prior)
+    if not rho > 0:
+        raise ValueError(f"rho must be > 0, got {rho!r}")
+    x = _x0(A, y, x0)
+    ATy = A.adjoint(y)
+    step = partial(admm_step, A=A, y=y, prox=prior, rho=float(rho), ATy=ATy)
+    monitor = least_squares_objective(A, y, prior) if history else None
+    return solve(step, ADMMState(x=x, z=x.clone(), u=torch.zeros_like(x)), get_x=lambda s: s.z, max_iter=max_iter,
+                 tol=tol, monitor=monitor, callback=callback, progress=progress)
+
+
+def hqs(A: LinearOperator, y: torch.Tensor, prior, mu: float = 1.0, x0: torch.Tensor | None = None,
+        max_iter: int = 100, tol: float = 1e-5, callback=None, history: bool = True, progress: bool = False) -> SolveResult:
+    r"""Half-quadratic splitting with a fixed penalty :math:`\mu` (see :func:`proxlab.solvers.steps.hqs_step`)."""
+    _check(A, y, prior)
+    if not mu > 0:
+        raise ValueError(f"mu must be > 0, got {mu!r}")
+    x = _x0(A, y, x0)
+    ATy = A.adjoint(y)
+    step = partial(hqs_step, A=A, y=y, prox=prior, mu=float(mu), ATy=ATy)
+    monitor = least_squares_objective(A, y, prior) if history else None
+    return solve(step, HQSState(x=x, z=x.clone()), get_x=lambda s: s.z, max_iter=max_iter, tol=tol, monitor=monitor,
+                 callback=callback, progress=progress)
+
+
+def cg(A: LinearOperator, y: torch.Tensor, rho: float = 0.0, max_iter: int = 100, tol: float = 1e-6) -> torch.Tensor:
+    r"""(Regularised) least squares by conjugate gradient: :math:`(A^\top A + \rho I)x = A^\top y`."""
+    _check(A, y, None)
+    ATy = A.adjoint(y)
+    if rho < 0:
+        raise ValueError(f"rho must be >= 0, got {rho!r}")
+    with torch.no_grad():
+        return conjugate_gradient(lambda v: A.gram(v) + rho * v, ATy, tol=tol, max_iter=max_iter)

@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Two cores: parallel intra-op threads distort timings and make runs noisy. One thread is the rule.
+torch.set_num_threads(1)
+
+SHARED_DATA = Path(os.environ.get("PROXLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Reference data beside the repository (``../shared/data``); tests that need it skip without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def dot_tol():
+    """Dot-test tolerance by dtype: float64 1e-10, float32 1e-5 (the foundation issue's bar)."""
+    return {torch.float64: 1e-10, torch.float32: 1e-5}
