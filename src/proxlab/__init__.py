@@ -7,6 +7,6 @@ only where used.
 
 __version__ = "0.1.0"
 
-from . import metrics, operators, priors, solvers  # noqa: E402
+from . import data, metrics, operators, priors, solvers  # noqa: E402
 
-__all__ = ["operators", "metrics", "priors", "solvers", "__version__"]
+__all__ = ["operators", "metrics", "priors", "solvers", "data", "__version__"]

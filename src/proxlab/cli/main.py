@@ -1,0 +1,93 @@
+"""``proxlab`` command line: ``demo`` and ``reconstruct``.
+
+Bad input (unknown task or method, a wrong option value, an unreadable image) prints one line,
+``proxlab: error: ...``, and exits with code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class UsageError(Exception):
+    """Raised for bad user input; reported as one line with exit code 2."""
+
+
+def _add_task_options(p: argparse.ArgumentParser) -> None:
+    from ..experiments.tasks import TASKS
+
+    g = p.add_argument_group("task")
+    g.add_argument("--task", required=True, help=f"one of: {', '.join(TASKS)}")
+    g.add_argument("--noise", type=float, help="noise standard deviation (task default if omitted)")
+    g.add_argument("--blur-sigma", type=float, help="deblur: Gaussian blur sigma in pixels (default 1.5)")
+    g.add_argument("--ratio", type=float, help="inpaint: kept pixel fraction; cs/mri: sampling ratio")
+    g.add_argument("--mask", help="inpaint: random|box; mri: radial|cartesian")
+    g.add_argument("--box-size", type=int, help="inpaint box side in pixels (default: a quarter of the image)")
+    g.add_argument("--mask-file", help="mri: an ISTA-Net or ADMM-Net .mat mask")
+    g.add_argument("--phi", help="cs: an ISTA-Net phi_*.mat sampling matrix")
+    g.add_argument("--qinit", help="cs: an ISTA-Net Initialization_Matrix_*.mat")
+    g.add_argument("--angles", type=int, help="ct: number of projection angles (default 60)")
+    g.add_argument("--seed", type=int, default=0, help="seed for noise and random masks (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    p = _Parser(prog="proxlab", description="Imaging inverse problems with learned priors.")
+    p.add_argument("--version", action="version", version=f"proxlab {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub.required = True
+
+    d = sub.add_parser("demo", help="every classic method on every task on bundled images: table, JSON, figure")
+    d.add_argument("--out", default="proxlab-demo", help="output folder (default ./proxlab-demo)")
+    d.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    d.add_argument("--iters", type=int, default=100, help="iterations per iterative method (default 100)")
+    d.add_argument("--tasks", help="comma-separated subset of tasks")
+    d.add_argument("--methods", help="comma-separated subset of methods")
+    d.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("reconstruct", help="simulate a measurement from a clean image, reconstruct it, save a PNG")
+    _add_task_options(r)
+    r.add_argument("--method", required=True, help="a classic method (see 'proxlab reconstruct --help')")
+    r.add_argument("--lam", type=float, help="prior weight (task default if omitted)")
+    r.add_argument("--rho", type=float, help="ADMM/HQS penalty or Tikhonov weight")
+    r.add_argument("--iters", type=int, default=100, help="iterations (default 100)")
+    r.add_argument("--size", type=int, help="resize the input to SIZE×SIZE first")
+    r.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    r.add_argument("input", help="clean image file (PNG/TIFF/JPEG), or skimage:NAME for a bundled image")
+    r.add_argument("output", help="where to write the reconstruction (PNG)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(args)
+        from .reconstruct import run_reconstruct
+
+        return run_reconstruct(args)
+    except (ValueError, TypeError, FileNotFoundError, ImportError, UsageError) as err:
+        print(f"proxlab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("proxlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

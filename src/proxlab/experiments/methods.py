@@ -1,0 +1,111 @@
+r"""Classic reconstruction methods by name, with per-task default weights.
+
+Each method maps ``(A, y, task) -> x``. Names: ``init`` (the operator's own first estimate:
+:math:`A^\top y`, zero-filled IFFT, Qinit, FBP), ``tikhonov`` (:math:`\min \tfrac12\|Ax-y\|^2 +
+\tfrac\rho2\|x\|^2` by CG), ``fista-tv``, ``admm-tv``, ``hqs-tv``, ``fista-wavelet``, ``admm-wavelet``.
+The weights in :data:`DEFAULT_WEIGHTS` were chosen by ``python benchmarks/tune_classic.py`` on
+scikit-image images that the demo does not test on (``coffee``, ``chelsea``, ``coins`` grey
+crops; the CT row on random ellipse phantoms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .._checks import check_choice
+from ..operators import LinearOperator
+from ..priors.classic import TV, WaveletL1
+from ..solvers import admm, cg, fista, hqs
+from .tasks import Task
+
+__all__ = ["CLASSIC_METHODS", "DEFAULT_WEIGHTS", "Method", "get_method", "reconstruct"]
+
+# lam: prior weight; rho: ADMM/HQS penalty (relative to lam where noted in tune_classic.py); tik: Tikhonov rho.
+DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
+    "denoise": {"tv": 0.08, "wavelet": 0.08, "tik": 0.3, "rho_tv": 1.0, "rho_wavelet": 1.0},
+    "inpaint": {"tv": 0.01, "wavelet": 0.01, "tik": 0.01, "rho_tv": 0.1, "rho_wavelet": 0.1},
+    "deblur": {"tv": 0.005, "wavelet": 0.005, "tik": 0.01, "rho_tv": 0.05, "rho_wavelet": 0.05},
+    "cs": {"tv": 0.002, "wavelet": 0.002, "tik": 0.01, "rho_tv": 0.05, "rho_wavelet": 0.05},
+    "mri": {"tv": 0.005, "wavelet": 0.005, "tik": 0.01, "rho_tv": 0.05, "rho_wavelet": 0.05},
+    "ct": {"tv": 0.5, "wavelet": 0.5, "tik": 1.0, "rho_tv": 5.0, "rho_wavelet": 5.0},
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A classic method: ``prior`` is ``"tv"``, ``"wavelet"`` or ``None``; ``solver`` the loop."""
+
+    name: str
+    solver: str
+    prior: str | None
+    description: str
+
+
+CLASSIC_METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("init", "init", None, "the operator's first estimate (Aᵀy, zero-filled IFFT, Qinit, FBP)"),
+        Method("tikhonov", "cg", None, "Tikhonov-regularised least squares by conjugate gradient"),
+        Method("fista-tv", "fista", "tv", "FISTA with the isotropic TV prox (FGP inner solver)"),
+        Method("admm-tv", "admm", "tv", "ADMM, exact x-update via solve_normal, TV prox"),
+        Method("hqs-tv", "hqs", "tv", "half-quadratic splitting with the TV prox"),
+        Method("fista-wavelet", "fista", "wavelet", "FISTA with db4 wavelet soft-thresholding"),
+        Method("admm-wavelet", "admm", "wavelet", "ADMM with db4 wavelet soft-thresholding"),
+    ]
+}
+
+
+def get_method(name: str) -> Method:
+    check_choice("method", name, list(CLASSIC_METHODS))
+    return CLASSIC_METHODS[name]
+
+
+def _levels(shape: tuple[int, ...]) -> int:
+    """Largest level count <= 3 that divides both image sides."""
+    H, W = shape[-2:]
+    for lv in (3, 2, 1):
+        if H % 2**lv == 0 and W % 2**lv == 0:
+            return lv
+    return 0
+
+
+def _make_prior(kind: str, lam: float, shape) -> torch.nn.Module:
+    if kind == "tv":
+        return TV(lam, max_iter=30, tol=1e-4, low=0.0, high=1.0)
+    levels = _levels(shape)
+    if levels == 0:
+        raise ValueError(f"wavelet methods need even image sides, got {tuple(shape[-2:])}")
+    return WaveletL1(lam, wavelet="db4", levels=levels)
+
+
+def reconstruct(
+    method: str,
+    A: LinearOperator,
+    y: torch.Tensor,
+    task: Task,
+    lam: float | None = None,
+    rho: float | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-5,
+    callback: Callable | None = None,
+) -> torch.Tensor:
+    """Run a classic method by name; ``lam``/``rho`` override the task's defaults."""
+    m = get_method(method)
+    w = DEFAULT_WEIGHTS[task.name]
+    with torch.no_grad():
+        x0 = A.init(y)
+        if m.solver == "init":
+            return x0
+        if m.solver == "cg":
+            return cg(A, y, rho=w["tik"] if rho is None else rho, max_iter=max_iter, tol=1e-6)
+        lam = w[m.prior] if lam is None else lam
+        prior = _make_prior(m.prior, lam, x0.shape)
+        if m.solver == "fista":
+            return fista(A, y, prior, x0=x0, max_iter=max_iter, tol=tol, callback=callback, history=False).x
+        rho = w[f"rho_{m.prior}"] if rho is None else rho
+        if m.solver == "admm":
+            return admm(A, y, prior, rho=rho, x0=x0, max_iter=max_iter, tol=tol, callback=callback, history=False).x
+        return hqs(A, y, prior, mu=rho, x0=x0, max_iter=max_iter, tol=tol, callback=callback, history=False).x
