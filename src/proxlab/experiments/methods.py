@@ -25,11 +25,11 @@ __all__ = ["CLASSIC_METHODS", "DEFAULT_WEIGHTS", "Method", "get_method", "recons
 
 # lam: prior weight; rho: ADMM/HQS penalty (relative to lam where noted in tune_classic.py); tik: Tikhonov rho.
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
-    "denoise": {"tv": 0.08, "wavelet": 0.08, "tik": 0.3, "rho_tv": 1.0, "rho_wavelet": 1.0},
-    "inpaint": {"tv": 0.01, "wavelet": 0.01, "tik": 0.01, "rho_tv": 0.1, "rho_wavelet": 0.1},
-    "deblur": {"tv": 0.005, "wavelet": 0.005, "tik": 0.01, "rho_tv": 0.05, "rho_wavelet": 0.05},
-    "cs": {"tv": 0.002, "wavelet": 0.002, "tik": 0.01, "rho_tv": 0.05, "rho_wavelet": 0.05},
-    "mri": {"tv": 0.005, "wavelet": 0.005, "tik": 0.01, "rho_tv": 0.05, "rho_wavelet": 0.05},
+    "denoise": {"tv": 0.1, "wavelet": 0.1, "tik": 0.03, "rho_tv": 1.0, "rho_wavelet": 1.0},
+    "inpaint": {"tv": 0.003, "wavelet": 0.003, "tik": 3e-4, "rho_tv": 0.03, "rho_wavelet": 0.03},
+    "deblur": {"tv": 0.001, "wavelet": 0.003, "tik": 0.01, "rho_tv": 0.1, "rho_wavelet": 0.3},
+    "cs": {"tv": 0.001, "wavelet": 0.01, "tik": 1e-4, "rho_tv": 0.03, "rho_wavelet": 0.1},
+    "mri": {"tv": 0.001, "wavelet": 1e-4, "tik": 1e-4, "rho_tv": 0.01, "rho_wavelet": 0.01},
     "ct": {"tv": 0.5, "wavelet": 0.5, "tik": 1.0, "rho_tv": 5.0, "rho_wavelet": 5.0},
 }
 

@@ -146,15 +146,18 @@ class LinearOperator(nn.Module):
         r"""A cheap first estimate of ``x`` from ``y``; :math:`A^\top y` unless overridden."""
         return self.adjoint(y)
 
-    def solve_normal(self, b: torch.Tensor, rho: float | torch.Tensor, tol: float = 1e-6, max_iter: int = 100) -> torch.Tensor:
+    def solve_normal(self, b: torch.Tensor, rho: float | torch.Tensor, tol: float = 1e-6, max_iter: int = 100,
+                     x0: torch.Tensor | None = None) -> torch.Tensor:
         r"""Solve :math:`(A^\top A + \rho I)\,x = b`.
 
-        Operators with a closed form (masks, FFT blurs, MRI, orthonormal-row CS) override this;
-        the default runs batched conjugate gradient to relative residual ``tol``.
+        Operators with a closed form (masks, FFT blurs, MRI, orthonormal-row CS) override this and
+        ignore ``tol``, ``max_iter`` and ``x0``; the default runs batched conjugate gradient to
+        relative residual ``tol``, warm-started from ``x0`` when given (iterative solvers pass
+        their previous iterate).
         """
         self.check_input(b, "b")
         rho_t = rho_tensor(rho, b)
-        return conjugate_gradient(lambda v: self._adjoint(self._forward(v)) + rho_t * v, b, tol=tol, max_iter=max_iter)
+        return conjugate_gradient(lambda v: self.gram(v) + rho_t * v, b, x0=x0, tol=tol, max_iter=max_iter)
 
     def norm(self, shape: Sequence[int] | None = None, max_iter: int = 200, tol: float = 1e-7, seed: int = 0) -> float:
         r""":math:`\|A\|_2^2` (largest eigenvalue of :math:`A^\top A`) by power iteration; cached.

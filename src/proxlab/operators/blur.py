@@ -95,7 +95,7 @@ class Convolution(LinearOperator):
         k = self.otf(H, W, x.dtype, x.device)
         return torch.fft.irfft2(torch.fft.rfft2(x) * (k.real**2 + k.imag**2), s=(H, W))
 
-    def solve_normal(self, b, rho, tol=None, max_iter=None):
+    def solve_normal(self, b, rho, tol=None, max_iter=None, x0=None):
         b = self.check_input(b, "b")
         H, W = b.shape[-2:]
         k = self.otf(H, W, b.dtype, b.device)

@@ -113,7 +113,7 @@ class CompressedSensing(LinearOperator):
     def _adjoint(self, y):
         return (y @ match(self.matrix, y)).reshape((y.shape[0],) + self.in_shape)
 
-    def solve_normal(self, b, rho, tol=None, max_iter=None):
+    def solve_normal(self, b, rho, tol=None, max_iter=None, x0=None):
         b = self.check_input(b, "b")
         flat = b.reshape(b.shape[0], -1)
         rho_t = rho_tensor(rho, flat)
@@ -253,12 +253,12 @@ class BlockCompressedSensing(LinearOperator):
             return self._adjoint(y)
         return self.from_blocks(y @ match(self.qinit, y).T)
 
-    def solve_normal(self, b, rho, tol=1e-6, max_iter=100):
+    def solve_normal(self, b, rho, tol=1e-6, max_iter=100, x0=None):
         r"""Exact per-tile Woodbury solve when no cropping is involved; CG otherwise (cropping couples tiles)."""
         b = self.check_input(b, "b")
         H, W = b.shape[-2:]
         if H % self.block or W % self.block:
-            return super().solve_normal(b, rho, tol=tol, max_iter=max_iter)
+            return super().solve_normal(b, rho, tol=tol, max_iter=max_iter, x0=x0)
         rho_t = rho_tensor(rho, b, ndim=5)
         if bool((rho_t <= 0).any()):
             raise ValueError(f"rho must be > 0, got {rho!r}")

@@ -30,7 +30,7 @@ class Denoising(LinearOperator):
     def gram(self, x):
         return self.check_input(x)
 
-    def solve_normal(self, b, rho, tol=None, max_iter=None):
+    def solve_normal(self, b, rho, tol=None, max_iter=None, x0=None):
         self.check_input(b, "b")
         return b / (1.0 + rho_tensor(rho, b))
 

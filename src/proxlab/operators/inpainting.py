@@ -92,7 +92,7 @@ class Inpainting(LinearOperator):
         m = match(self.mask, self.check_input(x))
         return m * m * x
 
-    def solve_normal(self, b, rho, tol=None, max_iter=None):
+    def solve_normal(self, b, rho, tol=None, max_iter=None, x0=None):
         self.check_input(b, "b")
         m = match(self.mask, b)
         denom = m * m + rho_tensor(rho, b)

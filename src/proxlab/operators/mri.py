@@ -150,7 +150,7 @@ class MRI(LinearOperator):
         """Zero-filled inverse FFT :math:`\\operatorname{Re} F^H M y`."""
         return self.adjoint(y)
 
-    def solve_normal(self, b, rho, tol=None, max_iter=None):
+    def solve_normal(self, b, rho, tol=None, max_iter=None, x0=None):
         b = self.check_input(b, "b")
         rho_t = rho_tensor(rho, b)
         denom = match(self._mask_sym, b) + rho_t

@@ -87,30 +87,34 @@ def fista(A: LinearOperator, y: torch.Tensor, prior, step_size: float | None = N
 
 
 def admm(A: LinearOperator, y: torch.Tensor, prior, rho: float = 1.0, x0: torch.Tensor | None = None,
-         max_iter: int = 100, tol: float = 1e-5, callback=None, history: bool = True, progress: bool = False) -> SolveResult:
+         max_iter: int = 100, tol: float = 1e-5, callback=None, history: bool = True, progress: bool = False,
+         inner_tol: float = 1e-5, inner_max_iter: int = 30) -> SolveResult:
     r"""ADMM in scaled form (see :func:`proxlab.solvers.steps.admm_step`); the x-update uses
-    ``A.solve_normal`` (exact for masks, blur, MRI and CS; CG otherwise). Returns the z-iterate
-    (the prior's output) as ``x``."""
+    ``A.solve_normal`` (exact for masks, blur, MRI and CS; otherwise warm-started CG to relative
+    residual ``inner_tol`` in at most ``inner_max_iter`` steps). Returns the z-iterate (the prior's
+    output) as ``x``."""
     _check(A, y, prior)
     if not rho > 0:
         raise ValueError(f"rho must be > 0, got {rho!r}")
     x = _x0(A, y, x0)
     ATy = A.adjoint(y)
-    step = partial(admm_step, A=A, y=y, prox=prior, rho=float(rho), ATy=ATy)
+    step = partial(admm_step, A=A, y=y, prox=prior, rho=float(rho), ATy=ATy, tol=inner_tol, max_iter=inner_max_iter)
     monitor = least_squares_objective(A, y, prior) if history else None
     return solve(step, ADMMState(x=x, z=x.clone(), u=torch.zeros_like(x)), get_x=lambda s: s.z, max_iter=max_iter,
                  tol=tol, monitor=monitor, callback=callback, progress=progress)
 
 
 def hqs(A: LinearOperator, y: torch.Tensor, prior, mu: float = 1.0, x0: torch.Tensor | None = None,
-        max_iter: int = 100, tol: float = 1e-5, callback=None, history: bool = True, progress: bool = False) -> SolveResult:
-    r"""Half-quadratic splitting with a fixed penalty :math:`\mu` (see :func:`proxlab.solvers.steps.hqs_step`)."""
+        max_iter: int = 100, tol: float = 1e-5, callback=None, history: bool = True, progress: bool = False,
+        inner_tol: float = 1e-5, inner_max_iter: int = 30) -> SolveResult:
+    r"""Half-quadratic splitting with a fixed penalty :math:`\mu` (see :func:`proxlab.solvers.steps.hqs_step`);
+    the x-update is solved as in :func:`admm`."""
     _check(A, y, prior)
     if not mu > 0:
         raise ValueError(f"mu must be > 0, got {mu!r}")
     x = _x0(A, y, x0)
     ATy = A.adjoint(y)
-    step = partial(hqs_step, A=A, y=y, prox=prior, mu=float(mu), ATy=ATy)
+    step = partial(hqs_step, A=A, y=y, prox=prior, mu=float(mu), ATy=ATy, tol=inner_tol, max_iter=inner_max_iter)
     monitor = least_squares_objective(A, y, prior) if history else None
     return solve(step, HQSState(x=x, z=x.clone()), get_x=lambda s: s.z, max_iter=max_iter, tol=tol, monitor=monitor,
                  callback=callback, progress=progress)

@@ -88,16 +88,20 @@ class ADMMState:
     u: torch.Tensor
 
 
-def admm_step(state: ADMMState, A: LinearOperator, y: torch.Tensor, prox: Prox, rho, ATy: torch.Tensor | None = None) -> ADMMState:
+def admm_step(state: ADMMState, A: LinearOperator, y: torch.Tensor, prox: Prox, rho, ATy: torch.Tensor | None = None,
+              **solve_kwargs) -> ADMMState:
     r"""ADMM for :math:`\min f(x) + g(z)` s.t. :math:`x = z` (Boyd et al., 2011, scaled form):
 
     .. math::
         x^+ = (A^\top A + \rho I)^{-1}(A^\top y + \rho(z - u)),\quad
         z^+ = \operatorname{prox}_{g/\rho}(x^+ + u),\quad u^+ = u + x^+ - z^+.
+
+    The x-update is ``A.solve_normal`` warm-started from the previous ``x``; ``solve_kwargs``
+    (``tol``, ``max_iter``) reach its CG where the operator has no closed form.
     """
     if ATy is None:
         ATy = A.adjoint(y)
-    x = A.solve_normal(ATy + rho * (state.z - state.u), _flat_scalar(rho))
+    x = A.solve_normal(ATy + rho * (state.z - state.u), _flat_scalar(rho), x0=state.x, **solve_kwargs)
     z = prox(x + state.u, 1.0 / rho)
     return ADMMState(x=x, z=z, u=state.u + x - z)
 
@@ -110,14 +114,15 @@ class HQSState:
     z: torch.Tensor
 
 
-def hqs_step(state: HQSState, A: LinearOperator, y: torch.Tensor, prox: Prox, mu, ATy: torch.Tensor | None = None) -> HQSState:
+def hqs_step(state: HQSState, A: LinearOperator, y: torch.Tensor, prox: Prox, mu, ATy: torch.Tensor | None = None,
+             **solve_kwargs) -> HQSState:
     r"""Half-quadratic splitting (Geman & Yang, 1995; as in DPIR, Zhang et al. 2021):
 
     .. math:: x^+ = (A^\top A + \mu I)^{-1}(A^\top y + \mu z),\quad z^+ = \operatorname{prox}_{g/\mu}(x^+).
     """
     if ATy is None:
         ATy = A.adjoint(y)
-    x = A.solve_normal(ATy + mu * state.z, _flat_scalar(mu))
+    x = A.solve_normal(ATy + mu * state.z, _flat_scalar(mu), x0=state.x, **solve_kwargs)
     return replace(state, x=x, z=prox(x, 1.0 / mu))
 
 

@@ -172,7 +172,7 @@ class WaveletTransform(LinearOperator):
     def init(self, y: torch.Tensor) -> torch.Tensor:
         return self.adjoint(y)
 
-    def solve_normal(self, b, rho, tol=None, max_iter=None):
+    def solve_normal(self, b, rho, tol=None, max_iter=None, x0=None):
         r""":math:`(W^\top W + \rho I)^{-1} b = b / (1 + \rho)`."""
         self.check_input(b, "b")
         rho_t = torch.as_tensor(rho, dtype=b.real.dtype, device=b.device)
