@@ -5,6 +5,7 @@ import torch
 
 from proxlab.operators import (
     MRI,
+    ParallelBeamCT,
     BlockCompressedSensing,
     CompressedSensing,
     Convolution,
@@ -30,6 +31,8 @@ def _cases():
         "mri-radial": (lambda: MRI.radial(12, 0.3), (1, 12, 12)),
         "mri-cartesian-odd": (lambda: MRI.cartesian((9, 11), 0.4), (1, 9, 11)),
         "composition": (lambda: GaussianBlur(0.8) @ Inpainting.box(10, 4), (1, 10, 10)),
+        "ct-symmetric": (lambda: ParallelBeamCT(12, 6), (1, 12, 12)),
+        "ct-plain-odd-angles": (lambda: ParallelBeamCT(10, 7, circle=False), (1, 10, 10)),
     }
 
 

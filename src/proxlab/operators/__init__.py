@@ -2,16 +2,13 @@
 
 from .base import AdjointOperator, ComposedOperator, LinearOperator, adjoint_test, conjugate_gradient, inner
 from .blur import Convolution, GaussianBlur, gaussian_kernel
+from .ct import FBP_FILTERS, ParallelBeamCT
 from .compressed_sensing import BlockCompressedSensing, CompressedSensing, fit_qinit, load_mat_array
 from .denoising import Denoising
 from .inpainting import Inpainting
 from .mri import MRI, cartesian_mask, radial_mask
 from .noise import GaussianNoise, Measurement
 
-try:  # the CT operator lives in its own module
-    from .ct import ParallelBeamCT
-except ImportError:  # pragma: no cover - only while ct.py is being written
-    ParallelBeamCT = None  # type: ignore[assignment]
 
 __all__ = [
     "LinearOperator",
@@ -33,6 +30,7 @@ __all__ = [
     "radial_mask",
     "cartesian_mask",
     "ParallelBeamCT",
+    "FBP_FILTERS",
     "GaussianNoise",
     "Measurement",
 ]
