@@ -27,7 +27,7 @@ from proxlab.experiments.methods import reconstruct
 from proxlab.experiments.tasks import TASKS, make_task
 from proxlab.metrics import psnr
 
-GRID = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0]
+GRID = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
 
 
 def tuning_images(task: str) -> torch.Tensor:
@@ -91,8 +91,11 @@ def main() -> None:
         out[name] = row
         print(f"{name:8s} " + "  ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
     print(f"total {time.time() - t0:.0f} s")
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"iters": a.iters, "threads": a.threads, "weights": out}, indent=2))
+    path = Path(a.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    merged = json.loads(path.read_text())["weights"] if path.is_file() else {}
+    merged.update(out)  # keep the other tasks' rows from earlier runs
+    path.write_text(json.dumps({"iters": a.iters, "threads": a.threads, "weights": merged}, indent=2))
 
 
 if __name__ == "__main__":

@@ -86,3 +86,73 @@ def test_demo_subset_writes_table_json_and_figure(tmp_path, capsys):
 def test_console_script_runs_as_module():
     r = subprocess.run([sys.executable, "-m", "proxlab.cli.main", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("proxlab ")
+
+
+TINY_RUN = """
+name = "tiny-cli"
+[data]
+source = "mnist5k"
+[operator]
+task = "denoise"
+noise = 0.1
+[model]
+name = "dncnn"
+[model.options]
+depth = 3
+features = 4
+[training]
+steps = 6
+batch_size = 16
+val_every = 3
+checkpoint_every = 3
+[evaluation]
+baselines = ["init"]
+max_test_images = 4
+"""
+
+
+def test_run_list_and_tiny_run_then_zoo_export(tmp_path, monkeypatch, capsys):
+    import proxlab.zoo as zoo
+
+    assert main(["run", "--list"]) == 0
+    assert "dncnn-mnist-s0.1" in capsys.readouterr().out
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_RUN)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--threads", "1", "--no-progress"]) == 0
+    assert (tmp_path / "run" / "report.html").is_file()
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+    assert main(["zoo", "export", str(tmp_path / "run"), "tiny"]) == 0
+    capsys.readouterr()
+    assert main(["zoo"]) == 0
+    listing = capsys.readouterr().out
+    assert "tiny" in listing and "denoise" in listing and "proxlab run tiny-cli" in listing
+    out = tmp_path / "z.png"
+    assert main(["reconstruct", "--task", "denoise", "--method", "zoo:tiny", "--size", "28", "--threads", "1",
+                 "skimage:camera", str(out)]) == 0
+    assert out.is_file()
+    assert main(["reconstruct", "--task", "deblur", "--method", "zoo:tiny", "skimage:camera", str(out)]) == 2
+    assert "was trained for task 'denoise', not 'deblur'" in capsys.readouterr().err
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--tasks", "denoise", "--methods", "init", "--size", "40",
+                 "--mnist-images", "4", "--threads", "1", "--no-progress"])
+    assert code == 0
+    rows = json.loads((tmp_path / "demo" / "results.json").read_text())["results"]
+    assert {r["method"] for r in rows} == {"init", "zoo:tiny"}
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["run"], "give an experiment name or file"),
+        (["run", "no-such-experiment"], "experiment must be one of"),
+        (["run", "missing.toml"], "experiment file not found"),
+        (["run", "dncnn-mnist-s0.1", "--set", "training.stpes=3"], "did you mean 'steps'"),
+        (["run", "--resume", "nowhere"], "cannot resume"),
+        (["zoo", "export"], "usage: proxlab zoo export RUN_DIR NAME"),
+        (["reconstruct", "--task", "denoise", "--method", "zoo:nope", "skimage:camera", "o.png"], "zoo model must be one of"),
+    ],
+)
+def test_run_and_zoo_bad_input(argv, needle, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1

@@ -1,7 +1,9 @@
-"""``proxlab demo``: every classic method on every task on bundled images.
+"""``proxlab demo``: every classic method on every task on bundled images, and the zoo models.
 
 Test images: scikit-image's ``camera`` and ``astronaut`` (grey) for the image tasks and the
-Shepp–Logan phantom for CT, all resized to ``--size``. Writes ``results.json``, ``results.md``
+Shepp–Logan phantom for CT, all resized to ``--size``. Each pretrained zoo model then gets a row
+of its own on MNIST test digits (the data it was trained for), beside the classic methods on the
+same digits and measurements. Writes ``results.json``, ``results.md``
 (the printed table) and ``demo.png`` (ground truth / measurement / reconstructions, one row per
 task) into ``--out``.
 """
@@ -40,7 +42,7 @@ def run_demo(args) -> int:
     from ..experiments.methods import CLASSIC_METHODS, reconstruct
     from ..experiments.tasks import TASKS, make_task
     from ..metrics import psnr, ssim
-    from ._common import measurement_image
+    from ..experiments.figures import comparison_grid, measurement_image
 
     if args.size < 33:
         raise ValueError(f"size must be >= 33, got {args.size}")
@@ -48,6 +50,8 @@ def run_demo(args) -> int:
         raise ValueError(f"iters must be >= 1, got {args.iters}")
     if args.threads < 1:
         raise ValueError(f"threads must be >= 1, got {args.threads}")
+    if args.mnist_images < 1:
+        raise ValueError(f"mnist-images must be >= 1, got {args.mnist_images}")
     tasks = _parse_subset(args.tasks, TASKS, "task")
     methods = _parse_subset(args.methods, CLASSIC_METHODS, "method")
     torch.set_num_threads(args.threads)
@@ -56,27 +60,48 @@ def run_demo(args) -> int:
 
     from tqdm.auto import tqdm
 
-    jobs = [(t, m) for t in tasks for m in methods]
-    bar = tqdm(total=len(jobs), desc="demo", unit="run", disable=args.no_progress)
+    from ..zoo import list_zoo, zoo_info
+
+    zoo = [] if args.no_zoo else list_zoo()
+    # One job list: (row label, task, images, methods); zoo models get their own rows on MNIST test digits.
+    jobs = []
+    for task_name in tasks:
+        names, x = demo_images(task_name, args.size)
+        jobs.append((task_name, make_task(task_name), names, x, list(methods)))
+    if zoo:
+        from ..data import mnist5k
+
+        digits = mnist5k("test")[0][: args.mnist_images]
+        for name in zoo:
+            info = zoo_info(name)
+            task = make_task(info["task"]["name"], **info["task"]["options"])
+            if task.name in tasks:
+                label = f"{task.name} (MNIST, zoo:{name})"
+                jobs.append((label, task, [f"mnist-test-{i}" for i in range(len(digits))], digits,
+                             list(methods) + [f"zoo:{name}"]))
+    bar = tqdm(total=sum(len(j[4]) for j in jobs), desc="demo", unit="run", disable=args.no_progress)
     rows, panels = [], {}
     t_start = time.perf_counter()
-    for task_name in tasks:
-        task = make_task(task_name)
-        names, x = demo_images(task_name, args.size)
+    for label, task, names, x, job_methods in jobs:
         A, y = task.measure(x)
-        panels[task_name] = {"truth": x[:1], "measurement": measurement_image(A, y[:1], tuple(x[:1].shape))}
-        for method in methods:
-            bar.set_postfix_str(f"{task_name}/{method}")
+        panels[label] = {"truth": x[:1], "measurement": measurement_image(A, y[:1], tuple(x[:1].shape))}
+        for method in job_methods:
+            bar.set_postfix_str(f"{label}/{method}")
             t0 = time.perf_counter()
-            rec = reconstruct(method, A, y, task, max_iter=args.iters).clamp(0, 1)
+            if method.startswith("zoo:"):
+                from .reconstruct import zoo_reconstruct
+
+                rec = zoo_reconstruct(method[4:], A, y).clamp(0, 1)
+            else:
+                rec = reconstruct(method, A, y, task, max_iter=args.iters).clamp(0, 1)
             elapsed = time.perf_counter() - t0
             p, s = psnr(rec, x), ssim(rec, x)
             rows.append({
-                "task": task_name, "setting": task.describe(), "method": method, "images": names,
-                "psnr": float(p.mean()), "ssim": float(s.mean()), "seconds": elapsed,
+                "task": label, "setting": task.describe() + (" (MNIST)" if "MNIST" in label else ""), "method": method,
+                "images": names, "psnr": float(p.mean()), "ssim": float(s.mean()), "seconds": elapsed,
                 "psnr_per_image": [float(v) for v in p], "ssim_per_image": [float(v) for v in s],
             })
-            panels[task_name][method] = rec[:1]
+            panels[label][method] = rec[:1]
             bar.update(1)
     bar.close()
     total = time.perf_counter() - t_start
@@ -87,7 +112,8 @@ def run_demo(args) -> int:
     meta = {"size": args.size, "iters": args.iters, "threads": args.threads, "total_seconds": total}
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     (out / "results.md").write_text(table + "\n")
-    figure(panels, tasks, methods, out / "demo.png")
+    columns = ["truth", "measurement"] + list(dict.fromkeys(m for j in jobs for m in j[4]))
+    comparison_grid(panels, [j[0] for j in jobs], columns, out / "demo.png")
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'demo.png'}")
     return 0
 
@@ -109,32 +135,3 @@ def format_table(rows: list[dict]) -> str:
     best = max(rows, key=lambda r: r["seconds"])
     lines.append(f"\nPSNR dB / SSIM, mean over the test images; slowest run {best['seconds']:.1f} s ({best['task']}/{best['method']}).")
     return "\n".join(lines)
-
-
-def figure(panels: dict, tasks: list[str], methods: list[str], path: Path) -> None:
-    """One row per task: ground truth, measurement, then each method (first test image)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = ["truth", "measurement"] + methods
-    fig, axes = plt.subplots(len(tasks), len(cols), figsize=(1.6 * len(cols), 1.7 * len(tasks)), squeeze=False)
-    from ..metrics import psnr
-
-    for i, t in enumerate(tasks):
-        for j, c in enumerate(cols):
-            ax = axes[i][j]
-            img = panels[t][c][0, 0].detach().cpu().numpy()
-            ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(c, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(t, fontsize=9)
-            if j >= 2:
-                ax.set_xlabel(f"{float(psnr(panels[t][c], panels[t]['truth'])):.1f} dB", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -1,4 +1,4 @@
-"""``proxlab`` command line: ``demo`` and ``reconstruct``.
+"""``proxlab`` command line: ``demo``, ``reconstruct``, ``run`` and ``zoo``.
 
 Bad input (unknown task or method, a wrong option value, an unreadable image) prints one line,
 ``proxlab: error: ...``, and exits with code 2 — never a traceback.
@@ -56,10 +56,29 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--methods", help="comma-separated subset of methods")
     d.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.add_argument("--no-zoo", action="store_true", help="leave out the pretrained zoo models")
+    d.add_argument("--mnist-images", type=int, default=32, help="MNIST test digits for the zoo rows (default 32)")
+
+    run = sub.add_parser("run", help="train and evaluate an experiment (a shipped name or a TOML file); writes a report")
+    run.add_argument("experiment", nargs="?", help="experiment name (see 'proxlab run --list') or path to a .toml file")
+    run.add_argument("--out", help="run folder (default runs/NAME)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set training.steps=100 (repeatable)")
+    run.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR")
+    run.add_argument("--list", action="store_true", help="list the shipped experiments")
+    run.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    z = sub.add_parser("zoo", help="list the pretrained models, or export a finished run into the zoo")
+    z.add_argument("action", nargs="?", default="list", choices=["list", "export"])
+    z.add_argument("run_dir", nargs="?", help="export: the finished run folder")
+    z.add_argument("name", nargs="?", help="export: the zoo name")
 
     r = sub.add_parser("reconstruct", help="simulate a measurement from a clean image, reconstruct it, save a PNG")
     _add_task_options(r)
-    r.add_argument("--method", required=True, help="a classic method (see 'proxlab reconstruct --help')")
+    r.add_argument("--method", required=True,
+                   help="a classic method (init, tikhonov, fista-tv, admm-tv, hqs-tv, fista-wavelet, admm-wavelet) "
+                        "or zoo:NAME for a pretrained model (see 'proxlab zoo')")
     r.add_argument("--lam", type=float, help="prior weight (task default if omitted)")
     r.add_argument("--rho", type=float, help="ADMM/HQS penalty or Tikhonov weight")
     r.add_argument("--iters", type=int, default=100, help="iterations (default 100)")
@@ -73,17 +92,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..training import TrainingDiverged
+
     try:
         if args.command == "demo":
             from .demo import run_demo
 
             return run_demo(args)
+        if args.command == "run":
+            from .run import run_command
+
+            return run_command(args)
+        if args.command == "zoo":
+            from .run import zoo_command
+
+            return zoo_command(args)
         from .reconstruct import run_reconstruct
 
         return run_reconstruct(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError, UsageError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError, UsageError) as err:
         print(f"proxlab: error: {err}", file=sys.stderr)
         return 2
+    except TrainingDiverged as err:
+        print(f"proxlab: training diverged: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("proxlab: interrupted", file=sys.stderr)
         return 130

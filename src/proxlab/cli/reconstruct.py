@@ -10,19 +10,31 @@ import torch
 def run_reconstruct(args) -> int:
     from ..experiments.methods import get_method, reconstruct
     from ..metrics import psnr, ssim
-    from ._common import load_input, save_png
+    from ..experiments.figures import load_input, save_png
 
     if args.threads < 1:
         raise ValueError(f"threads must be >= 1, got {args.threads}")
     if args.iters < 1:
         raise ValueError(f"iters must be >= 1, got {args.iters}")
     torch.set_num_threads(args.threads)
-    get_method(args.method)  # fail early on a typo, before reading anything
+    zoo = args.method.startswith("zoo:")
+    if zoo:
+        from ..zoo import zoo_info
+
+        info = zoo_info(args.method[4:])  # fail early on a typo, before reading anything
+        if info["task"]["name"] != args.task:
+            raise ValueError(f"zoo model {args.method[4:]!r} was trained for task {info['task']['name']!r}, "
+                             f"not {args.task!r}")
+    else:
+        get_method(args.method)
     task = _task_from_args(args)
     x = load_input(args.input, size=args.size)
     A, y = task.measure(x)
     t0 = time.perf_counter()
-    rec = reconstruct(args.method, A, y, task, lam=args.lam, rho=args.rho, max_iter=args.iters).clamp(0, 1)
+    if zoo:
+        rec = zoo_reconstruct(args.method[4:], A, y).clamp(0, 1)
+    else:
+        rec = reconstruct(args.method, A, y, task, lam=args.lam, rho=args.rho, max_iter=args.iters).clamp(0, 1)
     elapsed = time.perf_counter() - t0
     out = save_png(args.output, rec)
     print(f"{task.describe()} | {args.method}: PSNR {float(psnr(rec, x)):.2f} dB  SSIM {float(ssim(rec, x)):.4f}  "
@@ -44,3 +56,12 @@ def _task_from_args(args):
             raise ValueError(f"--{k.replace('_', '-')} does not apply to task {args.task!r} "
                              f"(its options: {', '.join('--' + o.replace('_', '-') for o in allowed)})")
     return make_task(args.task, seed=args.seed, **{k: given[k] for k in allowed})
+
+
+def zoo_reconstruct(name: str, A, y: torch.Tensor) -> torch.Tensor:
+    """Apply zoo model ``name``: unrolled models use the operator ``A``, denoisers act on ``A.init(y)``."""
+    from ..zoo import load_zoo_model
+
+    model, info = load_zoo_model(name, operator=A)
+    with torch.no_grad():
+        return model(y) if hasattr(model, "operator") else model(A.init(y))

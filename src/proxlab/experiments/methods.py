@@ -30,7 +30,7 @@ DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
     "deblur": {"tv": 0.001, "wavelet": 0.003, "tik": 0.01, "rho_tv": 0.1, "rho_wavelet": 0.3},
     "cs": {"tv": 0.001, "wavelet": 0.01, "tik": 1e-4, "rho_tv": 0.03, "rho_wavelet": 0.1},
     "mri": {"tv": 0.001, "wavelet": 1e-4, "tik": 1e-4, "rho_tv": 0.01, "rho_wavelet": 0.01},
-    "ct": {"tv": 0.5, "wavelet": 0.5, "tik": 1.0, "rho_tv": 5.0, "rho_wavelet": 5.0},
+    "ct": {"tv": 3.0, "wavelet": 3.0, "tik": 30.0, "rho_tv": 90.0, "rho_wavelet": 300.0},
 }
 
 

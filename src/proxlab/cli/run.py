@@ -1,0 +1,49 @@
+"""``proxlab run`` (train + evaluate + report) and ``proxlab zoo`` (list / export pretrained models)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def run_command(args) -> int:
+    from ..experiments.runner import run_experiment, shipped_experiments
+
+    if args.list:
+        for name in shipped_experiments():
+            print(name)
+        return 0
+    if args.threads < 1:
+        raise ValueError(f"threads must be >= 1, got {args.threads}")
+    if args.experiment is None and args.resume is None:
+        raise ValueError("give an experiment name or file, or --resume DIR (see 'proxlab run --list')")
+    if args.experiment is not None and args.resume is not None:
+        raise ValueError("give either an experiment or --resume DIR, not both")
+    torch.set_num_threads(args.threads)
+    result = run_experiment(args.experiment, out=args.out, overrides=args.set, resume=args.resume,
+                            progress=not args.no_progress)
+    return 130 if result.stop_reason == "interrupted" else 0
+
+
+def zoo_command(args) -> int:
+    from ..zoo import export_run, list_zoo, zoo_info
+
+    if args.action == "export":
+        if not args.run_dir or not args.name:
+            raise ValueError("usage: proxlab zoo export RUN_DIR NAME")
+        print(f"wrote {export_run(args.run_dir, args.name)}")
+        return 0
+    names = list_zoo()
+    if not names:
+        print("the zoo is empty")
+        return 0
+    print(f"{'name':28s} {'task':34s} {'test PSNR':>10s} {'best classic':>22s}  command")
+    for n in names:
+        info = zoo_info(n)
+        from ..experiments.tasks import make_task
+
+        task = make_task(info["task"]["name"], **info["task"]["options"]).describe()
+        m = info["test_metrics"]
+        base = max(m.get("baselines", {}).items(), key=lambda kv: kv[1]["mean"]["psnr"], default=None)
+        base_s = f"{base[0]} {base[1]['mean']['psnr']:.2f}" if base else ""
+        print(f"{n:28s} {task:34s} {m['model']['mean']['psnr']:10.2f} {base_s:>22s}  {info['training_command']}")
+    return 0

@@ -1,0 +1,93 @@
+"""Train / validation / test images for an experiment, from its ``[data]`` section.
+
+Splits per source (all deterministic from the experiment's seed):
+
+- ``mnist5k``: the named splits of :func:`proxlab.data.mnist5k` (4,000 / 500 / 500).
+- ``skimage``: ``names`` are cut into training patches (10 % of them held out for validation);
+  ``test_names`` are the test images (whole).
+- ``ellipses``: ``count`` / ``val_count`` / ``test_count`` phantoms from disjoint seeds.
+- ``image_folder``, ``idx``, ``lfw``: one pool, split 80 / 10 / 10 by a seeded permutation.
+
+``size`` resizes every image first; ``patch_size`` then cuts ``patches_per_image`` random patches
+per training image (validation images are cut the same way, test images stay whole).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import data as D
+from ..data._common import resize
+
+__all__ = ["Splits", "build_splits"]
+
+
+@dataclass
+class Splits:
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+    test_names: list[str]
+
+
+def _split_pool(pool: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    n = pool.shape[0]
+    if n < 3:
+        raise ValueError(f"data: need at least 3 images to split into train/val/test, got {n}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, n // 10)
+    n_test = max(1, n // 10)
+    return pool[order[n_val + n_test:]], pool[order[:n_val]], pool[order[n_val:n_val + n_test]]
+
+
+def _patches(images: torch.Tensor, cfg, seed: int) -> torch.Tensor:
+    if cfg.patch_size <= 0:
+        return images
+    per = cfg.patches_per_image or 1
+    return D.random_patches(images, per * images.shape[0], cfg.patch_size, seed=seed)
+
+
+def build_splits(cfg, seed: int = 0) -> Splits:
+    """Images ``(N, C, H, W)`` in [0, 1] for training, validation and test, from a ``DataConfig``."""
+    src = cfg.source
+    size = cfg.size or None
+    names: list[str] | None = None
+    if src == "mnist5k":
+        train, val, test = (D.mnist5k(s, seed=seed)[0] for s in (cfg.train, cfg.val, cfg.test))
+    elif src == "skimage":
+        imgs = [D.skimage_image(n, grey=True, size=size) for n in cfg.names]
+        per = cfg.patches_per_image or 64
+        patches = D.random_patches(imgs, per * len(imgs), cfg.patch_size or 64, seed=seed)
+        n_val = max(1, patches.shape[0] // 10)
+        train, val = patches[n_val:], patches[:n_val]
+        test_imgs = [D.skimage_image(n, grey=True, size=size) for n in cfg.test_names]
+        shapes = {tuple(t.shape) for t in test_imgs}
+        if len(shapes) > 1:
+            raise ValueError(f"data.test_names: test images must share one size (set data.size), got {sorted(shapes)}")
+        test = torch.cat(test_imgs) if test_imgs else val[:0]
+        names = list(cfg.test_names)
+        return Splits(train, val, test, names)
+    elif src == "ellipses":
+        side = size or 128
+        train = D.random_ellipses(cfg.count, side, seed=seed)
+        val = D.random_ellipses(max(cfg.val_count, 1), side, seed=seed + 10_000)
+        test = D.random_ellipses(max(cfg.test_count, 1), side, seed=seed + 20_000)
+    elif src == "lfw":
+        train, val, test = _split_pool(D.lfw_faces(size=size), seed)
+    elif src == "idx":
+        pool, _ = D.load_idx_images(cfg.path, cfg.labels_path or None)
+        train, val, test = _split_pool(resize(pool, size) if size else pool, seed)
+    elif src == "image_folder":
+        folder = D.ImageFolder(cfg.path, grey=True, size=size)
+        pool = torch.stack([folder[i] for i in range(len(folder))])
+        train, val, test = _split_pool(pool, seed)
+    else:  # unreachable: the config validates the source
+        raise ValueError(f"data.source: unknown source {src!r}")
+    if size and src == "mnist5k":
+        train, val, test = resize(train, size), resize(val, size), resize(test, size)
+    train = _patches(train, cfg, seed)
+    val = _patches(val, cfg, seed + 1)
+    names = names or [f"{src}-{cfg.test if src == 'mnist5k' else 'test'}-{i}" for i in range(test.shape[0])]
+    return Splits(train, val, test, names)

@@ -1,0 +1,115 @@
+"""Images in and out, and the figures shared by ``proxlab demo`` and the run reports."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+from ..operators import LinearOperator
+
+
+def load_input(spec: str, size: int | None = None) -> torch.Tensor:
+    """``skimage:NAME`` for a bundled image, otherwise an image file; grey ``(1, 1, H, W)`` in [0, 1]."""
+    from ..data import load_image, skimage_image
+
+    if spec.startswith("skimage:"):
+        return skimage_image(spec.split(":", 1)[1], grey=True, size=size)
+    return load_image(spec, grey=True, size=size)
+
+
+def save_png(path: str | Path, x: torch.Tensor) -> Path:
+    """Write one image ``(1, C, H, W)`` or ``(C, H, W)`` in [0, 1] (clipped) as an 8-bit PNG."""
+    import numpy as np
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"output must be a .png file, got {str(path)!r}")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"output folder does not exist: {path.parent}")
+    x = x.detach().cpu().float()
+    x = x[0] if x.ndim == 4 else x
+    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else np.ascontiguousarray(arr)).save(path)
+    return path
+
+
+def measurement_image(A: LinearOperator, y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Something to look at for a measurement: the image itself when ``y`` has the image's shape,
+    the log-magnitude of k-space for MRI, the sinogram (rescaled) for CT, ``Aᵀy`` otherwise."""
+    if y.is_complex():
+        mag = torch.log1p(torch.fft.fftshift(y.abs(), dim=(-2, -1)) * 50)
+        return mag / mag.amax().clamp_min(1e-12)
+    if tuple(y.shape) == tuple(shape):
+        return y.clamp(0, 1)
+    if y.ndim == 4:  # a sinogram (B, 1, angles, detectors)
+        return (y - y.amin()) / (y.amax() - y.amin()).clamp_min(1e-12)
+    return A.adjoint(y).clamp(0, 1)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def comparison_grid(panels: dict[str, dict[str, torch.Tensor]], rows: list[str], cols: list[str],
+                    path: str | Path | None = None, truth_key: str = "truth", index: int = 0) -> bytes:
+    """A grid of grey images: ``panels[row][col]`` is a batch, image ``index`` is shown; columns after
+    the truth and the measurement are labelled with their PSNR against ``panels[row][truth_key]``.
+    Returns the PNG bytes (and writes them to ``path`` when given)."""
+    from ..metrics import psnr
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.6 * len(cols), 1.7 * len(rows)), squeeze=False)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c not in panels[r]:
+                ax.axis("off")
+                continue
+            img = panels[r][c][index : index + 1]
+            ax.imshow(img[0, 0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            if i == 0:
+                ax.set_title(c, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(r, fontsize=8)
+            if c not in (truth_key, "measurement"):
+                ax.set_xlabel(f"{float(psnr(img, panels[r][truth_key][index : index + 1])):.1f} dB", fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    data = buf.getvalue()
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data
+
+
+def training_curves(history: list[dict[str, float]]) -> bytes:
+    """Training loss and validation PSNR against the step, as PNG bytes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(1, 2, figsize=(8, 3))
+    tr = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    va = [(h["step"], h["val_psnr"]) for h in history if "val_psnr" in h]
+    if tr:
+        ax[0].plot(*zip(*tr), lw=1)
+        ax[0].set_yscale("log")
+    ax[0].set_xlabel("step")
+    ax[0].set_ylabel("training loss")
+    if va:
+        ax[1].plot(*zip(*va), marker="o", ms=3)
+    ax[1].set_xlabel("step")
+    ax[1].set_ylabel("validation PSNR (dB)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,73 @@
+"""A self-contained HTML report for a run: the metrics table, reconstructions, training curves.
+
+Figures are PNGs embedded as base64, so ``report.html`` is one file that opens anywhere. The PNGs
+are also written beside it (``figure_reconstructions.png``, ``figure_training.png``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+from .config import ExperimentConfig, dump_toml
+from .figures import comparison_grid, training_curves
+
+__all__ = ["write_report", "metrics_table_html"]
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}tr.model td{font-weight:600}
+pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:12px}img{max-width:100%}
+"""
+
+
+def metrics_table_html(metrics: dict[str, Any], model_name: str, extra_rows: dict[str, dict[str, float]] | None = None) -> str:
+    """One row per method (the model first), one column per metric (means over the test images)."""
+    rows = [(model_name, metrics["model"]["mean"], True)]
+    rows += [(m, v["mean"], False) for m, v in metrics.get("baselines", {}).items()]
+    rows += [(m, v, False) for m, v in (extra_rows or {}).items()]
+    keys = list(metrics["model"]["mean"])
+    head = "<tr><th>method</th>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys) + "</tr>"
+    body = []
+    for name, vals, is_model in rows:
+        cells = "".join(f"<td>{vals[k]:.4f}</td>" if k in vals else "<td></td>" for k in keys)
+        body.append(f"<tr class=\"{'model' if is_model else ''}\"><td>{html.escape(name)}</td>{cells}</tr>")
+    return "<table>" + head + "".join(body) + "</table>"
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def write_report(folder: Path, cfg: ExperimentConfig, metrics: dict[str, Any], panels: dict, history: list[dict],
+                 extra_sections: list[tuple[str, str]] | None = None) -> Path:
+    """Write ``report.html`` (and the figure PNGs) into ``folder``; returns the report path."""
+    folder = Path(folder)
+    cols = list(panels)
+    n = min(len(v) for v in panels.values())
+    grid = {f"test image {i}": {c: panels[c][i : i + 1] for c in cols} for i in range(n)}
+    recon = comparison_grid(grid, list(grid), cols, folder / "figure_reconstructions.png")
+    curves = training_curves(history)
+    (folder / "figure_training.png").write_bytes(curves)
+    t = metrics.get("training", {})
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(cfg.name)}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(cfg.name)}</h1><p>{html.escape(cfg.description)}</p>",
+        f"<p>Task: <b>{html.escape(cfg.build_task().describe())}</b>; model <b>{html.escape(cfg.model.name)}</b> "
+        f"({t.get('parameters', 0):,} parameters); {t.get('steps', '?')} training steps "
+        f"(stopped: {html.escape(str(t.get('stop_reason', '?')))}; best validation at step {t.get('best_step')}); "
+        f"{metrics.get('test_images', '?')} test images.</p>",
+        "<h2>Test metrics</h2>", metrics_table_html(metrics, cfg.model.name),
+        "<h2>Reconstructions</h2>", _img(recon, "reconstructions"),
+        "<h2>Training</h2>", _img(curves, "training curves"),
+    ]
+    for title, body in extra_sections or []:
+        parts += [f"<h2>{html.escape(title)}</h2>", body]
+    parts += ["<h2>Resolved config</h2>", f"<pre>{html.escape(dump_toml(cfg))}</pre>", "</body></html>"]
+    path = folder / "report.html"
+    path.write_text("\n".join(parts))
+    return path

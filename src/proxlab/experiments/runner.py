@@ -1,0 +1,186 @@
+"""Run an experiment: train → evaluate against classic baselines → write one folder with a report.
+
+The folder holds ``config.toml`` (the resolved config), ``checkpoints/`` (training checkpoints,
+``best.safetensors``, ``log.jsonl``), ``metrics.json``, ``run.log`` and ``report.html`` (tables and
+figures inline). ``proxlab run --resume DIR`` continues an interrupted run from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import MeasurementPairs
+from ..losses import get_loss, simulated
+from ..metrics import mse, nmse, psnr, ssim
+from ..registry import build_model, list_models
+from ..training import Trainer, load_model_weights
+from .config import ExperimentConfig, config_to_dict, dump_toml, load_config
+from .datasets import build_splits
+from .methods import reconstruct
+
+__all__ = ["run_experiment", "find_experiment", "shipped_experiments", "build_experiment_model", "RunResult"]
+
+METRIC_FNS = {"psnr": psnr, "ssim": ssim, "mse": mse, "nmse": nmse}
+
+
+@dataclass
+class RunResult:
+    folder: Path
+    metrics: dict[str, Any]
+    stop_reason: str
+
+
+def shipped_experiments() -> list[str]:
+    """Names of the experiments that ship with proxlab (``proxlab run NAME``)."""
+    root = resources.files("proxlab.experiments") / "configs"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def find_experiment(name_or_path: str) -> Path:
+    """A shipped experiment by name, or a path to a TOML file."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise FileNotFoundError(f"experiment file not found: {p}")
+        return p
+    from .._checks import check_choice
+
+    check_choice("experiment", name_or_path, shipped_experiments())
+    return Path(str(resources.files("proxlab.experiments") / "configs" / f"{name_or_path}.toml"))
+
+
+def build_experiment_model(cfg: ExperimentConfig, operator) -> torch.nn.Module:
+    """The config's model; models that unroll a solver receive the task's operator."""
+    from ..models import NEEDS_OPERATOR
+
+    opts = dict(cfg.model.options)
+    if cfg.model.name in NEEDS_OPERATOR:
+        opts["operator"] = operator
+    return build_model(cfg.model.name, **opts)
+
+
+class _Log:
+    def __init__(self, path: Path, echo: bool):
+        self.path, self.echo = path, echo
+
+    def __call__(self, msg: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+        if self.echo:
+            print(line, flush=True)
+
+
+def _stack(pairs: MeasurementPairs) -> tuple[torch.Tensor, torch.Tensor]:
+    ys, xs = zip(*(pairs[i] for i in range(len(pairs))))
+    return torch.stack(ys), torch.stack(xs)
+
+
+def run_experiment(source: str | Path | None = None, out: str | Path | None = None, overrides: list[str] | None = None,
+                   resume: str | Path | None = None, progress: bool = True, echo: bool = True) -> RunResult:
+    """Train and evaluate an experiment (a shipped name or a TOML path), or resume the run in ``resume``."""
+    if resume is not None:
+        folder = Path(resume)
+        if not (folder / "config.toml").is_file():
+            raise FileNotFoundError(f"cannot resume: {folder / 'config.toml'} not found")
+        cfg = load_config(folder / "config.toml", known_models=list_models(), overrides=overrides)
+    else:
+        if source is None:
+            raise ValueError("run_experiment needs an experiment name or file (or resume=DIR)")
+        cfg = load_config(find_experiment(str(source)), known_models=list_models(), overrides=overrides)
+        folder = Path(out) if out is not None else Path("runs") / cfg.name
+        if (folder / "config.toml").exists():
+            raise FileExistsError(f"run folder {folder} already holds a run; resume it with --resume {folder} or pick --out")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.toml").write_text(dump_toml(cfg))
+    log = _Log(folder / "run.log", echo)
+    log(f"experiment {cfg.name}: {'resuming' if resume else 'starting'} in {folder}")
+
+    torch.manual_seed(cfg.seed)
+    splits = build_splits(cfg.data, cfg.seed)
+    task = cfg.build_task()
+    A = task.operator(tuple(splits.train.shape[-2:]), splits.train.shape[1])
+    model = build_experiment_model(cfg, A)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"data: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test images; "
+        f"task: {task.describe()}; model {cfg.model.name}: {n_params:,} parameters")
+
+    t = cfg.training
+    if t.loss not in ("mse", "l1"):
+        raise ValueError(f"training.loss: {t.loss!r} is not available for model {cfg.model.name!r}; use 'mse' or 'l1'")
+    noise = task.options["noise"]
+    val = _stack(MeasurementPairs(splits.val, A, noise=noise, seed=cfg.seed + 1))
+    trainer = Trainer(model, simulated(A, noise, get_loss(t.loss)), splits.train, val_data=val, steps=t.steps,
+                      batch_size=t.batch_size, lr=t.lr, lr_groups=dict(t.lr_groups), weight_decay=t.weight_decay,
+                      schedule=t.schedule, warmup_steps=t.warmup_steps, milestones=t.milestones, gamma=t.gamma,
+                      step_size=t.step_size, grad_clip=t.grad_clip, val_every=t.val_every,
+                      checkpoint_every=t.checkpoint_every, log_every=t.log_every, patience=t.patience,
+                      metric=t.metric if t.metric != "loss" else "mse", out_dir=folder / "checkpoints",
+                      seed=cfg.seed, device=t.device, progress=progress, num_workers=t.num_workers,
+                      config=config_to_dict(cfg), precision=t.precision)
+    if resume is not None:
+        trainer.resume()
+        log(f"resumed at step {trainer.step}")
+    t0 = time.perf_counter()
+    result = trainer.fit()
+    seconds = time.perf_counter() - t0
+    log(f"training stopped ({result.stop_reason}) at step {result.step} after {seconds:.0f} s; "
+        f"best val {trainer.metric} {result.best_metric} at step {result.best_step}")
+    if result.stop_reason == "interrupted":
+        log(f"interrupted: resume with  proxlab run --resume {folder}")
+        return RunResult(folder, {}, result.stop_reason)
+
+    best = folder / "checkpoints" / "best.safetensors"
+    if best.is_file():
+        load_model_weights(best, model)
+    metrics, panels = evaluate(cfg, task, model, splits, trainer.device)
+    metrics["training"] = {"steps": result.step, "seconds_this_session": seconds, "stop_reason": result.stop_reason,
+                           "best_step": result.best_step, "best_val": result.best_metric, "parameters": n_params}
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    from .report import write_report
+
+    write_report(folder, cfg, metrics, panels, trainer.history)
+    log(f"test {cfg.model.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["model"]["mean"].items())
+        + f"; report: {folder / 'report.html'}")
+    return RunResult(folder, metrics, result.stop_reason)
+
+
+def evaluate(cfg: ExperimentConfig, task, model: torch.nn.Module, splits, device) -> tuple[dict, dict]:
+    """Test-set metrics of the model and of the classic baselines; also the first images for figures."""
+    test = splits.test
+    if cfg.evaluation.max_test_images:
+        test = test[: cfg.evaluation.max_test_images]
+    A = task.operator(tuple(test.shape[-2:]), test.shape[1])
+    y, x = _stack(MeasurementPairs(test, A, noise=task.options["noise"], seed=cfg.seed + 2))
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(y), cfg.training.batch_size):
+            outs.append(model(y[i: i + cfg.training.batch_size].to(device)).cpu())
+    results = {"model": _scores(torch.cat(outs).clamp(0, 1), x, cfg.evaluation.metrics)}
+    panels = {"truth": x[:4], "measurement": _show(A, y[:4], x[:4]), cfg.model.name: torch.cat(outs)[:4].clamp(0, 1)}
+    results["baselines"] = {}
+    for method in cfg.evaluation.baselines:
+        rec = reconstruct(method, A, y, task).clamp(0, 1)
+        results["baselines"][method] = _scores(rec, x, cfg.evaluation.metrics)
+        panels[method] = rec[:4]
+    results["test_images"] = len(x)
+    return results, panels
+
+
+def _show(A, y, x):
+    from .figures import measurement_image
+
+    return measurement_image(A, y, tuple(x.shape))
+
+
+def _scores(rec: torch.Tensor, x: torch.Tensor, metrics) -> dict[str, Any]:
+    per = {m: [float(v) for v in METRIC_FNS[m](rec, x)] for m in metrics}
+    return {"mean": {m: sum(v) / len(v) for m, v in per.items()}, "per_image": per}

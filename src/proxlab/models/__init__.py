@@ -1,0 +1,41 @@
+"""Registers proxlab's own models by name (see :mod:`proxlab.registry`).
+
+``dncnn``: :class:`proxlab.priors.networks.DnCNN`. ``unrolled``: :class:`proxlab.unrolled.Unrolled`
+with a prox built from the registry (``prox="dncnn", prox_options={...}``); the runner passes the
+task's operator as ``operator=``.
+"""
+
+from __future__ import annotations
+
+from ..priors.networks import DnCNN
+from ..registry import build_model, register_model
+from ..unrolled import Unrolled
+
+register_model("dncnn")(DnCNN)
+
+
+@register_model("unrolled")
+def unrolled(operator, prox: str = "dncnn", prox_options: dict | None = None, step: str = "pgd", stages: int = 5,
+             tied: bool = True, step_size: float = 1.0, rho: float = 1.0, prox_init: str | None = None) -> Unrolled:
+    """An :class:`~proxlab.unrolled.Unrolled` network whose prox is the registered model ``prox``.
+
+    ``prox_init`` (``zoo:NAME`` or a ``.safetensors`` path) starts every stage's prox from
+    pretrained weights, e.g. a denoiser of the same architecture.
+    """
+
+    def make():
+        net = build_model(prox, **(prox_options or {}))
+        if prox_init:
+            from ..training import load_model_weights
+            from ..zoo import resolve_weights
+
+            load_model_weights(resolve_weights(prox_init), net)
+        return net
+
+    return Unrolled(operator, make, step=step, stages=stages, tied=tied, step_size=step_size, rho=rho)
+
+
+# Models that need the task's forward operator as their ``operator`` argument.
+NEEDS_OPERATOR = {"unrolled"}
+
+__all__ = ["DnCNN", "unrolled", "NEEDS_OPERATOR"]

@@ -1,0 +1,17 @@
+"""Training engine (layer 4): the Trainer, checkpoints, schedules and data-parallel set-up."""
+
+from .checkpoint import CheckpointError, load_model_weights, save_model
+from .schedules import SCHEDULES, lr_factor
+from .trainer import Trainer, TrainingDiverged, TrainResult, default_validate
+
+__all__ = [
+    "Trainer",
+    "TrainResult",
+    "TrainingDiverged",
+    "default_validate",
+    "CheckpointError",
+    "save_model",
+    "load_model_weights",
+    "lr_factor",
+    "SCHEDULES",
+]

@@ -1,0 +1,205 @@
+"""Checkpoints that a kill at any moment cannot corrupt: tensors in safetensors, the rest in JSON.
+
+A training checkpoint in folder ``D`` is two files:
+
+- ``D/ckpt-<step>.safetensors``: model weights (``model.*``), optimizer tensors (``optimizer.*``) and
+  RNG states (``rng.*``);
+- ``D/checkpoint.json``: step, epoch position, scheduler and optimizer hyper-parameters, best metric,
+  config — and the name of the safetensors file it belongs to.
+
+Each file is written to a temporary name in the same folder, flushed and ``os.replace``-d into
+place; ``checkpoint.json`` is written last, so it always points at a complete weights file. Older
+weights files are removed only after the new pointer is in place. Nothing is unpickled on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "save_model",
+    "load_model_weights",
+    "save_training_checkpoint",
+    "load_training_checkpoint",
+    "CheckpointError",
+]
+
+POINTER = "checkpoint.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or belongs to another architecture."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
+    from safetensors.torch import save
+
+    clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    return atomic_write_bytes(path, save(clean, metadata=metadata))
+
+
+def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        out = {}
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            for k in f.keys():
+                out[k] = f.get_tensor(k)
+        return out, meta
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"corrupt checkpoint {path}: {err}") from None
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, metadata: dict[str, Any] | None = None) -> Path:
+    """Model weights (``state_dict``) as safetensors; ``metadata`` is stored as JSON in its header."""
+    meta = {"proxlab": json.dumps(metadata or {})}
+    return _save_tensors(Path(path), dict(_unwrap(model).state_dict()), meta)
+
+
+def load_model_weights(path: str | os.PathLike, model: nn.Module, prefix: str = "") -> dict[str, Any]:
+    """Load weights saved by :func:`save_model` (or the ``prefix``-ed part of a training checkpoint)
+    into ``model``, checking that every name and shape matches; returns the stored metadata."""
+    path = Path(path)
+    tensors, meta = _load_tensors(path)
+    if prefix:
+        tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    _load_state_checked(_unwrap(model), tensors, str(path))
+    try:
+        return json.loads(meta.get("proxlab", "{}"))
+    except json.JSONDecodeError:
+        return {}
+
+
+def _load_state_checked(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [(k, tuple(tensors[k].shape), tuple(v.shape)) for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s), e.g. {missing[0]!r}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]!r}")
+        if wrong:
+            k, got, want = wrong[0]
+            parts.append(f"shape mismatch for {k!r}: file has {got}, model expects {want}")
+        raise CheckpointError(f"weights in {source} do not match {type(model).__name__}: " + "; ".join(parts))
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+
+
+# ---- optimizer state <-> flat tensors + JSON -----------------------------------------------------
+def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for name, val in st.items():
+            if isinstance(val, torch.Tensor):
+                tensors[f"optimizer.{pid}.{name}"] = val
+            else:
+                scalars[f"{pid}.{name}"] = val
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, val in tensors.items():
+        if key.startswith("optimizer."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = val
+    for key, val in info["scalars"].items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = val
+    opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+
+
+def save_training_checkpoint(folder: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
+                             state: dict[str, Any], rng: dict[str, torch.Tensor], keep: int = 1) -> Path:
+    """Write ``ckpt-<step>.safetensors`` then the ``checkpoint.json`` pointer; keep the newest ``keep`` files."""
+    folder = Path(folder)
+    step = int(state["step"])
+    tensors = {f"model.{k}": v for k, v in _unwrap(model).state_dict().items()}
+    opt_tensors, opt_info = _optimizer_to_flat(optimizer)
+    tensors.update(opt_tensors)
+    tensors.update({f"rng.{k}": v for k, v in rng.items()})
+    name = f"ckpt-{step:08d}.safetensors"
+    _save_tensors(folder / name, tensors)
+    pointer = dict(state, weights=name, optimizer=opt_info, format="proxlab-checkpoint-1")
+    atomic_write_text(folder / POINTER, json.dumps(pointer, indent=1, default=_json_default))
+    old = sorted(folder.glob("ckpt-*.safetensors"))
+    for f in old[:-keep] if keep > 0 else []:
+        if f.name != name:
+            f.unlink(missing_ok=True)
+    return folder / POINTER
+
+
+def load_training_checkpoint(folder: str | os.PathLike, model: nn.Module,
+                             optimizer: torch.optim.Optimizer | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Restore model (and optimizer) from ``folder``; returns ``(state, rng_tensors)``."""
+    folder = Path(folder)
+    ptr = folder / POINTER
+    if not ptr.is_file():
+        raise CheckpointError(f"no checkpoint in {folder} ({POINTER} not found)")
+    try:
+        state = json.loads(ptr.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"corrupt checkpoint pointer {ptr}: {err}") from None
+    if not isinstance(state, dict) or state.get("format") != "proxlab-checkpoint-1" or "weights" not in state:
+        raise CheckpointError(f"{ptr} is not a proxlab training checkpoint")
+    tensors, _ = _load_tensors(folder / state["weights"])
+    _load_state_checked(_unwrap(model), {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+                        str(folder / state["weights"]))
+    if optimizer is not None:
+        try:
+            _optimizer_from_flat(optimizer, tensors, state["optimizer"])
+        except (ValueError, KeyError, RuntimeError) as err:
+            raise CheckpointError(f"optimizer state in {folder} does not fit this optimizer: {err}") from None
+    rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
+    return state, rng
+
+
+def _json_default(o):
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot store {type(o).__name__} in a checkpoint's JSON")

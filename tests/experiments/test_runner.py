@@ -1,0 +1,129 @@
+"""The experiment runner, its report, resume through the runner, and the model zoo."""
+
+import json
+
+import pytest
+import torch
+
+from proxlab.experiments.runner import find_experiment, run_experiment, shipped_experiments
+
+TINY = """
+name = "tiny"
+description = "a tiny run for the tests"
+seed = 3
+
+[data]
+source = "mnist5k"
+
+[operator]
+task = "{task}"
+{options}
+
+[model]
+name = "{model}"
+
+[model.options]
+{model_options}
+
+[training]
+steps = {steps}
+batch_size = 16
+lr = 1e-3
+val_every = 5
+checkpoint_every = 5
+log_every = 1
+
+[evaluation]
+metrics = ["psnr", "ssim"]
+baselines = ["init", "fista-tv"]
+max_test_images = 6
+"""
+
+
+def write(tmp_path, steps=10, task="denoise", options="noise = 0.1", model="dncnn",
+          model_options="depth = 3\nfeatures = 4"):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(steps=steps, task=task, options=options, model=model, model_options=model_options))
+    return path
+
+
+def test_run_writes_folder_report_and_metrics(tmp_path):
+    res = run_experiment(write(tmp_path), out=tmp_path / "run", progress=False, echo=False)
+    folder = res.folder
+    for f in ("config.toml", "metrics.json", "run.log", "report.html", "checkpoints/best.safetensors",
+              "checkpoints/checkpoint.json", "checkpoints/log.jsonl", "figure_reconstructions.png"):
+        assert (folder / f).is_file(), f
+    m = json.loads((folder / "metrics.json").read_text())
+    assert set(m["baselines"]) == {"init", "fista-tv"} and m["test_images"] == 6
+    assert len(m["model"]["per_image"]["psnr"]) == 6 and m["training"]["steps"] == 10
+    html = (folder / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "<table>" in html and "fista-tv" in html
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        run_experiment(write(tmp_path), out=tmp_path / "run", progress=False, echo=False)
+
+
+def test_resume_through_runner_matches_straight_run(tmp_path):
+    from proxlab.training import load_model_weights
+    from proxlab.priors.networks import DnCNN
+
+    straight = run_experiment(write(tmp_path, steps=20), out=tmp_path / "a", progress=False, echo=False)
+    first = run_experiment(write(tmp_path, steps=10), out=tmp_path / "b", progress=False, echo=False)
+    resumed = run_experiment(resume=first.folder, overrides=["training.steps=20"], progress=False, echo=False)
+    assert resumed.metrics["training"]["steps"] == 20
+    a, b = DnCNN(depth=3, features=4), DnCNN(depth=3, features=4)
+    load_model_weights(straight.folder / "checkpoints" / "ckpt-00000020.safetensors", a, prefix="model.")
+    load_model_weights(resumed.folder / "checkpoints" / "ckpt-00000020.safetensors", b, prefix="model.")
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_unrolled_model_gets_the_task_operator(tmp_path):
+    res = run_experiment(write(tmp_path, steps=4, task="deblur", options="blur_sigma = 1.0\nnoise = 0.02",
+                               model="unrolled",
+                               model_options='stages = 2\nprox_options = { depth = 3, features = 4 }'),
+                         out=tmp_path / "u", progress=False, echo=False)
+    assert res.metrics["model"]["mean"]["psnr"] > 5
+
+
+def test_config_errors_reach_the_user(tmp_path):
+    from proxlab.experiments import ConfigError
+
+    path = write(tmp_path)
+    path.write_text(path.read_text().replace("steps = 10", "stpes = 10"))
+    with pytest.raises(ConfigError, match="training.stpes: unknown key; did you mean 'steps'"):
+        run_experiment(path, out=tmp_path / "x", progress=False, echo=False)
+    with pytest.raises(ValueError, match="did you mean 'dncnn-mnist-s0.1'"):
+        find_experiment("dncnn-mnist-s01")
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        run_experiment(resume=tmp_path / "nothing", progress=False, echo=False)
+
+
+def test_shipped_experiments_are_valid():
+    from proxlab.experiments import load_config
+    from proxlab.registry import list_models
+
+    names = shipped_experiments()
+    assert {"dncnn-mnist-s0.1", "pgd-dncnn-mnist-deblur"} <= set(names)
+    for n in names:
+        assert load_config(find_experiment(n), known_models=list_models()).name == n
+
+
+def test_zoo_export_load_and_architecture_check(tmp_path, monkeypatch):
+    import proxlab.zoo as zoo
+    from proxlab.training import CheckpointError
+
+    res = run_experiment(write(tmp_path, steps=5), out=tmp_path / "run", progress=False, echo=False)
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+    zoo.export_run(res.folder, "tiny-dncnn")
+    assert zoo.list_zoo() == ["tiny-dncnn"]
+    model, info = zoo.load_zoo_model("tiny-dncnn")
+    assert info["task"]["name"] == "denoise" and info["training_command"] == "proxlab run tiny"
+    assert info["test_metrics"]["model"]["mean"]["psnr"] == res.metrics["model"]["mean"]["psnr"]
+    y = torch.rand(2, 1, 28, 28)
+    assert model(y).shape == y.shape
+    meta = json.loads((tmp_path / "zoo" / "tiny-dncnn.json").read_text())
+    meta["model"]["options"]["features"] = 8  # the weights no longer fit the architecture
+    (tmp_path / "zoo" / "tiny-dncnn.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not match DnCNN: shape mismatch"):
+        zoo.load_zoo_model("tiny-dncnn")
+    with pytest.raises(ValueError, match="did you mean 'tiny-dncnn'"):
+        zoo.zoo_info("tiny-dncn")
