@@ -1,9 +1,9 @@
-r"""Training losses, and adapters that turn them into the Trainer's ``loss_fn(model, batch, generator)``.
+r"""Training losses, and adapters that turn them into the Trainer's ``loss_fn(model, batch, ctx)``.
 
 - :func:`mse`, :func:`l1`: per-batch means.
 - :func:`supervised`: batches of pairs ``(y, x)``: ``criterion(model(y), x)``.
 - :func:`simulated`: batches of clean ``x``: draws :math:`y = A x + \sigma n` with the Trainer's
-  generator (fresh noise every step, reproducible on resume), then ``criterion(model(y), x)``.
+  generator ``ctx.generator`` (fresh noise every step, reproducible on resume), then ``criterion(model(y), x)``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,17 @@ from torch import nn
 
 from ._checks import check_choice, check_positive
 
-__all__ = ["mse", "l1", "LOSSES", "get_loss", "supervised", "simulated"]
+__all__ = [
+    "mse",
+    "l1",
+    "proximal_matching_loss",
+    "ProximalMatchingSchedule",
+    "LOSSES",
+    "get_loss",
+    "supervised",
+    "simulated",
+    "denoising_schedule_loss",
+]
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -28,7 +38,78 @@ def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred - target).abs().mean()
 
 
+def proximal_matching_loss(pred: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+    r"""Proximal matching (Fang et al., ICLR 2024): the batch mean of
+    :math:`1 - \exp(-(\|\hat x - x\|_2 / \gamma)^2)`, the norm over the whole sample.
+
+    As :math:`\gamma \to 0` its minimiser approaches the MAP denoiser (the prox of
+    :math:`-\log p`), where the MSE gives the MMSE denoiser and ℓ1 something in between.
+    """
+    gamma = check_positive("gamma", gamma)
+    d = (pred - target).flatten(1).norm(dim=1)
+    return (1 - torch.exp(-(d / gamma) ** 2)).mean()
+
+
+def _l1_per_sample(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The LPN code's ℓ1 stage: mean over the batch of the per-sample ℓ1 norm."""
+    return (pred - target).abs().flatten(1).sum(dim=1).mean()
+
+
+class ProximalMatchingSchedule:
+    r"""LPN's training schedule as a function of the step (Fang et al., 2024).
+
+    Steps ``[0, l1_steps)``: ℓ1 loss (per-sample norm, batch mean). Then proximal matching in
+    stages of ``stage_steps`` with :math:`\gamma = f\,\gamma_{\min}` for ``f`` in ``factors``
+    (default 8, 4, 2, 1: halved each stage), the last value kept to the end. ``gamma_min`` defaults
+    to the paper's :math:`0.08\sqrt{\#\text{pixels}}` of the first batch (2.24 for MNIST).
+    Learning rates are the optimizer's business (the paper drops 1e-3 → 1e-4 at the switch: a
+    ``multistep`` schedule with one milestone at ``l1_steps``).
+    """
+
+    def __init__(self, l1_steps: int, stage_steps: int, gamma_min: float | None = None,
+                 factors: tuple[float, ...] = (8.0, 4.0, 2.0, 1.0)):
+        for name, v in (("l1_steps", l1_steps), ("stage_steps", stage_steps)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+        if stage_steps < 1:
+            raise ValueError(f"stage_steps must be >= 1, got {stage_steps!r}")
+        if gamma_min is not None:
+            check_positive("gamma_min", gamma_min)
+        if not factors or any(not f > 0 for f in factors):
+            raise ValueError(f"factors must be a non-empty sequence of positive numbers, got {factors!r}")
+        self.l1_steps, self.stage_steps, self.gamma_min, self.factors = l1_steps, stage_steps, gamma_min, tuple(factors)
+
+    def gamma(self, step: int, numel: int) -> float | None:
+        """γ at ``step`` (``None`` during the ℓ1 stage) for samples of ``numel`` entries."""
+        if step < self.l1_steps:
+            return None
+        stage = min((step - self.l1_steps) // self.stage_steps, len(self.factors) - 1)
+        gmin = self.gamma_min if self.gamma_min is not None else 0.08 * numel**0.5
+        return self.factors[stage] * gmin
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        g = self.gamma(step, target[0].numel())
+        if g is None:
+            return _l1_per_sample(pred, target), {"gamma": 0.0}
+        return proximal_matching_loss(pred, target, g), {"gamma": g}
+
+
+def denoising_schedule_loss(sigma: float, schedule: ProximalMatchingSchedule):
+    r"""``loss_fn`` for training a denoiser/prox on clean samples with a step-dependent loss:
+    :math:`y = x + \sigma n` (noise from ``ctx.generator``), loss ``schedule(model(y), x, ctx.step)``."""
+    sigma = check_positive("sigma", sigma)
+
+    def loss_fn(model: nn.Module, batch, ctx):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        n = torch.randn(x.shape, generator=ctx.generator, dtype=torch.float32).to(device=x.device, dtype=x.dtype)
+        return schedule(model(x + sigma * n), x, ctx.step)
+
+    return loss_fn
+
+
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": mse, "l1": l1}
+# Losses that need more than (pred, target): built by the runner from ``loss_options``.
+SCHEDULED_LOSSES = ("proximal_matching",)
 
 
 def get_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -39,7 +120,7 @@ def get_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
 def supervised(criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mse):
     """``loss_fn`` for batches of pairs ``(y, x)``."""
 
-    def loss_fn(model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
+    def loss_fn(model: nn.Module, batch, ctx) -> torch.Tensor:
         y, x = batch
         return criterion(model(y), x)
 
@@ -50,12 +131,12 @@ def simulated(operator: nn.Module, sigma: float, criterion: Callable[[torch.Tens
     r"""``loss_fn`` for batches of clean images: :math:`y = A x + \sigma n`, :math:`n` from the Trainer's generator."""
     sigma = check_positive("sigma", sigma, strict=False)
 
-    def loss_fn(model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
+    def loss_fn(model: nn.Module, batch, ctx) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         with torch.no_grad():
             y = operator(x)
             if sigma > 0:
-                n = torch.randn(y.shape, generator=generator, dtype=torch.float32)
+                n = torch.randn(y.shape, generator=ctx.generator, dtype=torch.float32)
                 y = y + sigma * n.to(device=y.device, dtype=y.dtype)
         return criterion(model(y), x)
 

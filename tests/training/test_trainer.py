@@ -77,7 +77,7 @@ def test_ctrl_c_checkpoints_then_stops_cleanly(tmp_path):
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     calls = {"n": 0}
 
-    def loss_fn(model, batch, generator):
+    def loss_fn(model, batch, ctx):
         calls["n"] += 1
         out = model(batch).pow(2).mean()
         return out * float("nan") if calls["n"] == 8 else out

@@ -53,7 +53,8 @@ def run_demo(args) -> int:
     if args.mnist_images < 1:
         raise ValueError(f"mnist-images must be >= 1, got {args.mnist_images}")
     tasks = _parse_subset(args.tasks, TASKS, "task")
-    methods = _parse_subset(args.methods, CLASSIC_METHODS, "method")
+    classic = [name for name, m in CLASSIC_METHODS.items() if m.prior != "learned"]
+    methods = _parse_subset(args.methods, classic, "method")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

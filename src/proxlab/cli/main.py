@@ -79,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--method", required=True,
                    help="a classic method (init, tikhonov, fista-tv, admm-tv, hqs-tv, fista-wavelet, admm-wavelet) "
                         "or zoo:NAME for a pretrained model (see 'proxlab zoo')")
+    r.add_argument("--prior", help="learned prox for pnp-admm / pnp-pgd: zoo:NAME")
     r.add_argument("--lam", type=float, help="prior weight (task default if omitted)")
     r.add_argument("--rho", type=float, help="ADMM/HQS penalty or Tikhonov weight")
-    r.add_argument("--iters", type=int, default=100, help="iterations (default 100)")
+    r.add_argument("--iters", type=int, help="iterations (default 100; 20 for pnp-*)")
     r.add_argument("--size", type=int, help="resize the input to SIZE×SIZE first")
     r.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     r.add_argument("input", help="clean image file (PNG/TIFF/JPEG), or skimage:NAME for a bundled image")

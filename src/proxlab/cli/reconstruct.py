@@ -14,7 +14,7 @@ def run_reconstruct(args) -> int:
 
     if args.threads < 1:
         raise ValueError(f"threads must be >= 1, got {args.threads}")
-    if args.iters < 1:
+    if args.iters is not None and args.iters < 1:
         raise ValueError(f"iters must be >= 1, got {args.iters}")
     torch.set_num_threads(args.threads)
     zoo = args.method.startswith("zoo:")
@@ -26,7 +26,12 @@ def run_reconstruct(args) -> int:
             raise ValueError(f"zoo model {args.method[4:]!r} was trained for task {info['task']['name']!r}, "
                              f"not {args.task!r}")
     else:
-        get_method(args.method)
+        method = get_method(args.method)
+        if method.prior == "learned" and not args.prior:
+            raise ValueError(f"method {args.method!r} needs --prior zoo:NAME (see 'proxlab zoo')")
+        if method.prior != "learned" and args.prior:
+            raise ValueError(f"--prior is only used by pnp-admm and pnp-pgd, not {args.method!r}")
+    prior = _load_prior(args.prior) if args.prior else None
     task = _task_from_args(args)
     x = load_input(args.input, size=args.size)
     A, y = task.measure(x)
@@ -34,7 +39,11 @@ def run_reconstruct(args) -> int:
     if zoo:
         rec = zoo_reconstruct(args.method[4:], A, y).clamp(0, 1)
     else:
-        rec = reconstruct(args.method, A, y, task, lam=args.lam, rho=args.rho, max_iter=args.iters).clamp(0, 1)
+        from ..experiments.methods import PNP_DEFAULTS
+
+        default = PNP_DEFAULTS["max_iter"] if args.method.startswith("pnp-") else 100
+        iters = args.iters if args.iters is not None else default
+        rec = reconstruct(args.method, A, y, task, lam=args.lam, rho=args.rho, max_iter=iters, prior=prior).clamp(0, 1)
     elapsed = time.perf_counter() - t0
     out = save_png(args.output, rec)
     print(f"{task.describe()} | {args.method}: PSNR {float(psnr(rec, x)):.2f} dB  SSIM {float(ssim(rec, x)):.4f}  "
@@ -65,3 +74,13 @@ def zoo_reconstruct(name: str, A, y: torch.Tensor) -> torch.Tensor:
     model, info = load_zoo_model(name, operator=A)
     with torch.no_grad():
         return model(y) if hasattr(model, "operator") else model(A.init(y))
+
+
+def _load_prior(spec: str) -> torch.nn.Module:
+    """``zoo:NAME`` -> the zoo model as a prox module."""
+    if not spec.startswith("zoo:"):
+        raise ValueError(f"--prior must be zoo:NAME, got {spec!r}")
+    from ..zoo import load_zoo_model
+
+    model, _ = load_zoo_model(spec[4:])
+    return model

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..data.sources import MNIST5K_SPLITS, SKIMAGE_IMAGES
 from ..losses import LOSSES as _LOSSES
+from ..losses import SCHEDULED_LOSSES as _SCHEDULED
 from ..training.schedules import SCHEDULES
 from . import _validate as v
 from ._validate import ConfigError
@@ -61,7 +62,7 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "val_count": ("ellipses",),
     "test_count": ("ellipses",),
 }
-LOSSES = tuple(_LOSSES)  # the losses the runner can train with
+LOSSES = tuple(_LOSSES) + tuple(_SCHEDULED)  # the losses the runner can train with
 BEST_METRICS = ("psnr", "ssim", "loss")
 EVAL_METRICS = ("psnr", "ssim", "mse", "nmse")
 PRECISIONS = ("fp32", "bf16")

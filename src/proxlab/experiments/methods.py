@@ -21,7 +21,7 @@ from ..priors.classic import TV, WaveletL1
 from ..solvers import admm, cg, fista, hqs
 from .tasks import Task
 
-__all__ = ["CLASSIC_METHODS", "DEFAULT_WEIGHTS", "Method", "get_method", "reconstruct"]
+__all__ = ["CLASSIC_METHODS", "DEFAULT_WEIGHTS", "PNP_DEFAULTS", "Method", "get_method", "reconstruct", "pnp"]
 
 # lam: prior weight; rho: ADMM/HQS penalty (relative to lam where noted in tune_classic.py); tik: Tikhonov rho.
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
@@ -54,8 +54,12 @@ CLASSIC_METHODS: dict[str, Method] = {
         Method("hqs-tv", "hqs", "tv", "half-quadratic splitting with the TV prox"),
         Method("fista-wavelet", "fista", "wavelet", "FISTA with db4 wavelet soft-thresholding"),
         Method("admm-wavelet", "admm", "wavelet", "ADMM with db4 wavelet soft-thresholding"),
+        Method("pnp-admm", "admm", "learned", "plug-and-play ADMM with a learned prox (needs a prior)"),
+        Method("pnp-pgd", "pgd", "learned", "plug-and-play proximal gradient with a learned prox (needs a prior)"),
     ]
 }
+# Plug-and-play defaults (the LPN paper's PnP-ADMM uses rho = 0.1 and 20 iterations for deblurring).
+PNP_DEFAULTS = {"rho": 0.1, "max_iter": 20}
 
 
 def get_method(name: str) -> Method:
@@ -91,10 +95,18 @@ def reconstruct(
     max_iter: int = 100,
     tol: float = 1e-5,
     callback: Callable | None = None,
+    prior: torch.nn.Module | None = None,
 ) -> torch.Tensor:
-    """Run a classic method by name; ``lam``/``rho`` override the task's defaults."""
+    """Run a method by name; ``lam``/``rho`` override the task's defaults. The ``pnp-*`` methods need
+    ``prior``, a learned prox module (e.g. a zoo LPN or denoiser); ``rho`` is then the ADMM penalty
+    (default 0.1) and PnP-PGD steps by ``1/‖A‖²``."""
     m = get_method(method)
     w = DEFAULT_WEIGHTS[task.name]
+    if m.prior == "learned":
+        if prior is None:
+            raise ValueError(f"method {method!r} needs a learned prior (e.g. --prior zoo:NAME)")
+        return pnp(m.solver, A, y, prior, rho=PNP_DEFAULTS["rho"] if rho is None else rho, max_iter=max_iter,
+                   tol=tol, callback=callback).x
     with torch.no_grad():
         x0 = A.init(y)
         if m.solver == "init":
@@ -109,3 +121,16 @@ def reconstruct(
         if m.solver == "admm":
             return admm(A, y, prior, rho=rho, x0=x0, max_iter=max_iter, tol=tol, callback=callback, history=False).x
         return hqs(A, y, prior, mu=rho, x0=x0, max_iter=max_iter, tol=tol, callback=callback, history=False).x
+
+
+def pnp(solver: str, A: LinearOperator, y: torch.Tensor, prior: torch.nn.Module, rho: float = 0.1,
+        max_iter: int = 20, tol: float = 1e-5, callback: Callable | None = None):
+    """Plug-and-play ADMM or PGD with ``prior`` as the prox; returns the :class:`~proxlab.solvers.SolveResult`
+    (its history holds the per-iteration relative change, to show convergence)."""
+    prior.eval()
+    x0 = A.init(y)
+    if solver == "admm":
+        return admm(A, y, prior, rho=rho, x0=x0, max_iter=max_iter, tol=tol, callback=callback)
+    from ..solvers import pgd
+
+    return pgd(A, y, prior, x0=x0, max_iter=max_iter, tol=tol, callback=callback)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..data import MeasurementPairs
-from ..losses import get_loss, simulated
+from ..losses import SCHEDULED_LOSSES, ProximalMatchingSchedule, denoising_schedule_loss, get_loss, simulated
 from ..metrics import mse, nmse, psnr, ssim
 from ..registry import build_model, list_models
 from ..training import Trainer, load_model_weights
@@ -113,11 +113,10 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
         f"task: {task.describe()}; model {cfg.model.name}: {n_params:,} parameters")
 
     t = cfg.training
-    if t.loss not in ("mse", "l1"):
-        raise ValueError(f"training.loss: {t.loss!r} is not available for model {cfg.model.name!r}; use 'mse' or 'l1'")
     noise = task.options["noise"]
     val = _stack(MeasurementPairs(splits.val, A, noise=noise, seed=cfg.seed + 1))
-    trainer = Trainer(model, simulated(A, noise, get_loss(t.loss)), splits.train, val_data=val, steps=t.steps,
+    post_step = (lambda m: m.clamp_weights()) if hasattr(model, "clamp_weights") else None
+    trainer = Trainer(model, make_loss(cfg, task, A), splits.train, val_data=val, steps=t.steps, post_step=post_step,
                       batch_size=t.batch_size, lr=t.lr, lr_groups=dict(t.lr_groups), weight_decay=t.weight_decay,
                       schedule=t.schedule, warmup_steps=t.warmup_steps, milestones=t.milestones, gamma=t.gamma,
                       step_size=t.step_size, grad_clip=t.grad_clip, val_every=t.val_every,
@@ -150,6 +149,28 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     log(f"test {cfg.model.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["model"]["mean"].items())
         + f"; report: {folder / 'report.html'}")
     return RunResult(folder, metrics, result.stop_reason)
+
+
+def make_loss(cfg: ExperimentConfig, task, A):
+    """The Trainer's ``loss_fn`` for the config: ``mse``/``l1`` on simulated measurements, or LPN's
+    proximal-matching schedule (denoising only, options from ``training.loss_options``)."""
+    t = cfg.training
+    noise = task.options["noise"]
+    if t.loss in SCHEDULED_LOSSES:
+        if task.name != "denoise" or noise <= 0:
+            raise ValueError(f"training.loss: {t.loss!r} trains a prox as a denoiser; it needs operator.task = 'denoise' "
+                             f"with noise > 0, got task {task.name!r} with noise {noise}")
+        opts = dict(t.loss_options)
+        if "factors" in opts:
+            opts["factors"] = tuple(opts["factors"])
+        try:
+            schedule = ProximalMatchingSchedule(**opts)
+        except TypeError as err:
+            raise ValueError(f"training.loss_options: {err} (keys: l1_steps, stage_steps, gamma_min, factors)") from None
+        return denoising_schedule_loss(noise, schedule)
+    if t.loss_options:
+        raise ValueError(f"training.loss_options: the {t.loss!r} loss takes no options, got {sorted(t.loss_options)}")
+    return simulated(A, noise, get_loss(t.loss))
 
 
 def evaluate(cfg: ExperimentConfig, task, model: torch.nn.Module, splits, device) -> tuple[dict, dict]:

@@ -2,12 +2,13 @@
 
 from .checkpoint import CheckpointError, load_model_weights, save_model
 from .schedules import SCHEDULES, lr_factor
-from .trainer import Trainer, TrainingDiverged, TrainResult, default_validate
+from .trainer import StepContext, Trainer, TrainingDiverged, TrainResult, default_validate
 
 __all__ = [
     "Trainer",
     "TrainResult",
     "TrainingDiverged",
+    "StepContext",
     "default_validate",
     "CheckpointError",
     "save_model",

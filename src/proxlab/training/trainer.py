@@ -1,8 +1,9 @@
 """The Trainer: one loop for every learned model in proxlab.
 
-It trains any ``nn.Module`` against ``loss_fn(model, batch, generator)`` on a dataset of training
+It trains any ``nn.Module`` against ``loss_fn(model, batch, ctx)`` on a dataset of training
 samples — ``(y, x)`` pairs or clean images (the loss then simulates the measurement, drawing its
-noise from ``generator``, whose state is checkpointed). Features: parameter groups with their own
+noise from ``ctx.generator``, whose state is checkpointed). ``ctx.step`` is the number of optimizer
+steps done so far, for losses that change during training (LPN's proximal-matching schedule). Features: parameter groups with their own
 learning rates, a schedule that is a pure function of the step, gradient clipping, a hook after
 each optimizer step, validation every N steps, best-model tracking, early stopping, a progress bar,
 JSONL logs (and TensorBoard where installed), atomic checkpoints every N steps, exact resume
@@ -39,9 +40,17 @@ from .checkpoint import (
 from .distributed import DistributedContext, resolve_device, setup_distributed
 from .schedules import lr_factor
 
-__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "default_validate"]
+__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "StepContext", "default_validate"]
 
-LossFn = Callable[[nn.Module, Any, torch.Generator], "torch.Tensor | tuple[torch.Tensor, dict]"]
+@dataclass
+class StepContext:
+    """What a loss may need besides the model and the batch."""
+
+    step: int
+    generator: torch.Generator
+
+
+LossFn = Callable[[nn.Module, Any, StepContext], "torch.Tensor | tuple[torch.Tensor, dict]"]
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "loss": False, "mse": False, "nmse": False}
 
 
@@ -113,7 +122,7 @@ def _collate(data, indices):
 
 
 class Trainer:
-    """Train ``model`` by minimising ``loss_fn(model, batch, generator)``.
+    """Train ``model`` by minimising ``loss_fn(model, batch, ctx)`` (``ctx``: :class:`StepContext`).
 
     Parameters (the less common ones)
     ----------
@@ -161,7 +170,7 @@ class Trainer:
         check_choice("metric", metric, list(HIGHER_IS_BETTER))
         check_choice("precision", precision, ["fp32", "bf16"])
         if not callable(loss_fn):
-            raise TypeError(f"loss_fn must be callable as loss_fn(model, batch, generator), got {type(loss_fn).__name__}")
+            raise TypeError(f"loss_fn must be callable as loss_fn(model, batch, ctx), got {type(loss_fn).__name__}")
         self.device = resolve_device(device)
         self.dist: DistributedContext = setup_distributed(self.device)
         if self.dist.enabled and batch_size % self.dist.world_size:
@@ -386,7 +395,7 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * f
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            out = self.loss_fn(self.ddp_model, batch, self.generator)
+            out = self.loss_fn(self.ddp_model, batch, StepContext(self.step, self.generator))
         loss, extras = (out if isinstance(out, tuple) else (out, {}))
         if not torch.isfinite(loss.detach()).all():
             where = f"the last good checkpoint is in {self.out_dir}" if self.out_dir is not None else "no checkpoint folder was set"
