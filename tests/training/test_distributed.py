@@ -38,3 +38,19 @@ def test_two_processes_match_one(tmp_path):
     assert moved > 1e-3  # training changed the weights
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
+
+
+def test_experiment_under_torchrun(tmp_path):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(
+        'name = "tiny-ddp"\n[data]\nsource = "mnist5k"\n[operator]\ntask = "denoise"\nnoise = 0.1\n'
+        '[model]\nname = "dncnn"\n[model.options]\ndepth = 3\nfeatures = 4\n'
+        '[training]\nsteps = 4\nbatch_size = 16\nval_every = 2\ncheckpoint_every = 2\n'
+        '[evaluation]\nbaselines = ["init"]\nmax_test_images = 4\n'
+    )
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "proxlab.cli.main", "run", str(cfg), "--out", str(tmp_path / "run"), "--threads", "1",
+                        "--no-progress"], capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "run" / "report.html").is_file()
+    assert r.stdout.count("test dncnn:") == 1  # only rank 0 evaluates and reports

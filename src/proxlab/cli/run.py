@@ -19,8 +19,15 @@ def run_command(args) -> int:
     if args.experiment is not None and args.resume is not None:
         raise ValueError("give either an experiment or --resume DIR, not both")
     torch.set_num_threads(args.threads)
-    result = run_experiment(args.experiment, out=args.out, overrides=args.set, resume=args.resume,
-                            progress=not args.no_progress)
+    try:
+        result = run_experiment(args.experiment, out=args.out, overrides=args.set, resume=args.resume,
+                                progress=not args.no_progress)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # under torchrun: wait for rank 0's evaluation, then leave
+            dist.barrier()
+            dist.destroy_process_group()
     return 130 if result.stop_reason == "interrupted" else 0
 
 

@@ -8,6 +8,7 @@ figures inline). ``proxlab run --resume DIR`` continues an interrupted run from 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -85,7 +86,11 @@ def _stack(pairs: MeasurementPairs) -> tuple[torch.Tensor, torch.Tensor]:
 
 def run_experiment(source: str | Path | None = None, out: str | Path | None = None, overrides: list[str] | None = None,
                    resume: str | Path | None = None, progress: bool = True, echo: bool = True) -> RunResult:
-    """Train and evaluate an experiment (a shipped name or a TOML path), or resume the run in ``resume``."""
+    """Train and evaluate an experiment (a shipped name or a TOML path), or resume the run in ``resume``.
+
+    Under ``torchrun`` every process trains; only rank 0 writes the folder and evaluates.
+    """
+    main_process = int(os.environ.get("RANK", "0")) == 0
     if resume is not None:
         folder = Path(resume)
         if not (folder / "config.toml").is_file():
@@ -96,11 +101,12 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
             raise ValueError("run_experiment needs an experiment name or file (or resume=DIR)")
         cfg = load_config(find_experiment(str(source)), known_models=list_models(), overrides=overrides)
         folder = Path(out) if out is not None else Path("runs") / cfg.name
-        if (folder / "config.toml").exists():
-            raise FileExistsError(f"run folder {folder} already holds a run; resume it with --resume {folder} or pick --out")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.toml").write_text(dump_toml(cfg))
-    log = _Log(folder / "run.log", echo)
+        if main_process:
+            if (folder / "config.toml").exists():
+                raise FileExistsError(f"run folder {folder} already holds a run; resume it with --resume {folder} or pick --out")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "config.toml").write_text(dump_toml(cfg))
+    log = _Log(folder / "run.log", echo) if main_process else (lambda msg: None)
     log(f"experiment {cfg.name}: {'resuming' if resume else 'starting'} in {folder}")
 
     torch.manual_seed(cfg.seed)
@@ -134,6 +140,8 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
         f"best val {trainer.metric} {result.best_metric} at step {result.best_step}")
     if result.stop_reason == "interrupted":
         log(f"interrupted: resume with  proxlab run --resume {folder}")
+        return RunResult(folder, {}, result.stop_reason)
+    if not main_process:
         return RunResult(folder, {}, result.stop_reason)
 
     best = folder / "checkpoints" / "best.safetensors"
