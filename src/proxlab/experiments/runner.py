@@ -38,10 +38,35 @@ class RunResult:
     stop_reason: str
 
 
+# Experiments that are programs rather than one train-and-evaluate config: name -> module with run(out, overrides, ...).
+PROGRAM_EXPERIMENTS = {"lpn-laplacian": "proxlab.experiments.lpn_laplacian"}
+
+
 def shipped_experiments() -> list[str]:
     """Names of the experiments that ship with proxlab (``proxlab run NAME``)."""
     root = resources.files("proxlab.experiments") / "configs"
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+    return sorted([p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml")] + list(PROGRAM_EXPERIMENTS))
+
+
+def run_program_experiment(name: str, out: str | Path | None, overrides: list[str] | None, progress: bool,
+                           echo: bool = True) -> RunResult:
+    """Run one of :data:`PROGRAM_EXPERIMENTS`; ``overrides`` are ``key=value`` settings it documents."""
+    import importlib
+
+    settings = {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        settings[k.strip()] = v.strip()
+    folder = Path(out) if out is not None else Path("runs") / name
+    folder.mkdir(parents=True, exist_ok=True)
+    log = _Log(folder / "run.log", echo)
+    module = importlib.import_module(PROGRAM_EXPERIMENTS[name])
+    log(f"experiment {name}: starting in {folder}")
+    summary = module.run(folder, settings, progress=progress, log=log)
+    log(f"done; report: {folder / 'report.html'}")
+    return RunResult(folder, summary, "steps")
 
 
 def find_experiment(name_or_path: str) -> Path:
@@ -54,6 +79,8 @@ def find_experiment(name_or_path: str) -> Path:
     from .._checks import check_choice
 
     check_choice("experiment", name_or_path, shipped_experiments())
+    if name_or_path in PROGRAM_EXPERIMENTS:
+        raise ValueError(f"experiment {name_or_path!r} is a program, not a config file; run it with 'proxlab run {name_or_path}'")
     return Path(str(resources.files("proxlab.experiments") / "configs" / f"{name_or_path}.toml"))
 
 
@@ -99,6 +126,8 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     else:
         if source is None:
             raise ValueError("run_experiment needs an experiment name or file (or resume=DIR)")
+        if str(source) in PROGRAM_EXPERIMENTS:
+            return run_program_experiment(str(source), out, overrides, progress, echo)
         cfg = load_config(find_experiment(str(source)), known_models=list_models(), overrides=overrides)
         folder = Path(out) if out is not None else Path("runs") / cfg.name
         if main_process:
@@ -150,10 +179,18 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     metrics, panels = evaluate(cfg, task, model, splits, trainer.device)
     metrics["training"] = {"steps": result.step, "seconds_this_session": seconds, "stop_reason": result.stop_reason,
                            "best_step": result.best_step, "best_val": result.best_metric, "parameters": n_params}
+    sections = []
+    if hasattr(model, "regularizer") and task.name == "denoise":
+        from .lpn_analysis import analysis_section
+
+        log("evaluating the learned prior R on perturbed test images")
+        n = min(64, len(splits.test))
+        metrics["prior_perturbation"], html = analysis_section(model.cpu().eval(), splits.test[:n], seed=cfg.seed)
+        sections.append(("The learned prior under perturbation", html))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     from .report import write_report
 
-    write_report(folder, cfg, metrics, panels, trainer.history)
+    write_report(folder, cfg, metrics, panels, trainer.history, extra_sections=sections)
     log(f"test {cfg.model.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["model"]["mean"].items())
         + f"; report: {folder / 'report.html'}")
     return RunResult(folder, metrics, result.stop_reason)

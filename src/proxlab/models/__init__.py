@@ -1,17 +1,22 @@
 """Registers proxlab's own models by name (see :mod:`proxlab.registry`).
 
-``dncnn``: :class:`proxlab.priors.networks.DnCNN`. ``unrolled``: :class:`proxlab.unrolled.Unrolled`
+``dncnn``: :class:`proxlab.priors.networks.DnCNN`. ``lpn-conv``, ``lpn-fc``, ``lpn-fully-conv``:
+the learned proximal networks of :mod:`proxlab.priors.lpn`. ``unrolled``: :class:`proxlab.unrolled.Unrolled`
 with a prox built from the registry (``prox="dncnn", prox_options={...}``); the runner passes the
 task's operator as ``operator=``.
 """
 
 from __future__ import annotations
 
+from ..priors.lpn import LPNConv, LPNFullyConnected, LPNFullyConvolutional
 from ..priors.networks import DnCNN
 from ..registry import build_model, register_model
 from ..unrolled import Unrolled
 
 register_model("dncnn")(DnCNN)
+register_model("lpn-conv")(LPNConv)
+register_model("lpn-fc")(LPNFullyConnected)
+register_model("lpn-fully-conv")(LPNFullyConvolutional)
 
 
 @register_model("unrolled")
@@ -38,4 +43,4 @@ def unrolled(operator, prox: str = "dncnn", prox_options: dict | None = None, st
 # Models that need the task's forward operator as their ``operator`` argument.
 NEEDS_OPERATOR = {"unrolled"}
 
-__all__ = ["DnCNN", "unrolled", "NEEDS_OPERATOR"]
+__all__ = ["DnCNN", "LPNConv", "LPNFullyConnected", "LPNFullyConvolutional", "unrolled", "NEEDS_OPERATOR"]

@@ -20,7 +20,7 @@ Line search
     *approximate Wolfe* condition of Hager & Zhang (SIAM J. Optim. 16, 2005) holds:
     ``(2δ − 1) gᵀd ≥ ∇φ(y + t d)ᵀd`` together with ``φ(y + t d) ≤ φ(y) + ε_φ``, where ε_φ is a
     few hundred machine epsilons of the size of the terms of φ. Otherwise ``t`` shrinks to the
-    minimiser of the cubic… of the secant model of φ' along ``d`` (clipped to [0.1 t, 0.5 t]).
+    zero of the secant model of φ' along ``d`` (clipped to [0.1 t, 0.5 t]).
     Convexity makes every accepted pair satisfy ``sᵀy ≥ 0``; pairs with ``sᵀy`` not safely
     positive are masked out of the memory for that sample.
 
@@ -164,12 +164,12 @@ def invert_gradient_map(
             okp = pend[ok]
             y_new[okp], phi_new[okp], g_new[okp] = yt[ok], pt[ok], gt[ok]
             accepted[okp] = True
-            # Shrink: minimiser of the secant model of φ' along d, kept in [0.1 t, 0.5 t].
+            # Shrink: zero of the secant model of φ' along d, kept in [0.1 t, 0.5 t].
             bad = pend[~ok]
             if bad.numel():
                 tb, d0b, dtb = t[bad], gd[bad], dt[~ok]
                 sec = torch.where(dtb > d0b, tb * d0b / (d0b - dtb), 0.5 * tb)
-                sec = torch.nan_to_num(sec, nan=0.5, posinf=0.5, neginf=0.5)
+                sec = torch.where(torch.isfinite(sec), sec, 0.5 * tb)
                 t[bad] = torch.minimum(torch.maximum(sec, 0.1 * tb), 0.5 * tb)
 
         # Update memory for accepted samples; failed line searches drop the memory.

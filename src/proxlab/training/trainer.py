@@ -137,6 +137,9 @@ class Trainer:
         (first match wins), e.g. ``{"step_size": 1e-2, "threshold": 1e-2}``.
     precision:
         ``fp32``, or ``bf16`` to run the loss under ``torch.autocast`` (weights and optimizer stay fp32).
+    schedule:
+        A name (``constant``, ``cosine``, ``step``, ``multistep``, see :func:`~proxlab.training.lr_factor`)
+        or any function ``factor(step) -> float`` multiplying every group's base learning rate.
     post_step:
         ``post_step(model)`` after every optimizer step (e.g. LPN's clamp to non-negative weights).
     metric:
@@ -151,7 +154,7 @@ class Trainer:
                  validate: Callable[[nn.Module], dict[str, float]] | None = None,
                  predict: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
                  steps: int = 1000, batch_size: int = 32, lr: float = 1e-3, lr_groups: dict[str, float] | None = None,
-                 weight_decay: float = 0.0, schedule: str = "constant", warmup_steps: int = 0,
+                 weight_decay: float = 0.0, schedule: "str | Callable[[int], float]" = "constant", warmup_steps: int = 0,
                  milestones=(), gamma: float = 0.1, step_size: int = 0, grad_clip: float = 0.0,
                  post_step: Callable[[nn.Module], None] | None = None, val_every: int = 100,
                  checkpoint_every: int = 100, log_every: int = 10, patience: int = 0, metric: str = "psnr",
@@ -187,7 +190,10 @@ class Trainer:
         self.num_workers, self.config, self.keep = num_workers, dict(config or {}), keep_checkpoints
         self.precision = precision
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.lr_factor = lr_factor(schedule, steps, warmup_steps, milestones, gamma, step_size)
+        if callable(schedule):
+            self.lr_factor = schedule
+        else:
+            self.lr_factor = lr_factor(schedule, steps, warmup_steps, milestones, gamma, step_size)
         self.optimizer = torch.optim.Adam(self._param_groups(lr, lr_groups or {}), lr=lr, weight_decay=weight_decay)
         self.ddp_model = self.model
         if self.dist.enabled:
