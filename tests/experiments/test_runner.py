@@ -101,10 +101,16 @@ def test_shipped_experiments_are_valid():
     from proxlab.experiments import load_config
     from proxlab.registry import list_models
 
+    from proxlab.experiments.runner import PROGRAM_EXPERIMENTS
+
     names = shipped_experiments()
-    assert {"dncnn-mnist-s0.1", "pgd-dncnn-mnist-deblur"} <= set(names)
+    assert {"dncnn-mnist-s0.1", "pgd-dncnn-mnist-deblur", "lpn-mnist", "lpn-laplacian", "lpn-pnp"} <= set(names)
     for n in names:
-        assert load_config(find_experiment(n), known_models=list_models()).name == n
+        if n in PROGRAM_EXPERIMENTS:
+            with pytest.raises(ValueError, match="is a program, not a config file"):
+                find_experiment(n)
+        else:
+            assert load_config(find_experiment(n), known_models=list_models()).name == n
 
 
 def test_zoo_export_load_and_architecture_check(tmp_path, monkeypatch):

@@ -159,6 +159,24 @@ def test_validation_best_model_and_early_stopping(tmp_path):
     assert vals[1]["val_mse"] < vals[0]["val_mse"]
 
 
+def test_default_validation_covers_every_pair():
+    from proxlab.metrics import psnr
+    from proxlab.training import default_validate
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(37, 1, 8, 8, generator=g)
+    y = x + 0.1 * torch.randn(x.shape, generator=g)
+    model = nn.Identity()
+    got = default_validate(model, (y, x), 8, torch.device("cpu"))
+    assert got["psnr"] == pytest.approx(float(psnr(y.clamp(0, 1), x).mean()), rel=1e-6)
+    from proxlab.data import MeasurementPairs
+
+    pairs = MeasurementPairs(x, Denoising(), noise=0.1, seed=0)
+    ys = torch.stack([pairs[i][0] for i in range(len(pairs))])
+    assert default_validate(model, pairs, 8, torch.device("cpu"))["psnr"] == pytest.approx(
+        float(psnr(ys.clamp(0, 1), x).mean()), rel=1e-6)
+
+
 def test_pairs_dataset_and_dataloader_workers():
     from proxlab.data import MeasurementPairs
 

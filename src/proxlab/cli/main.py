@@ -1,4 +1,4 @@
-"""``proxlab`` command line: ``demo``, ``reconstruct``, ``run`` and ``zoo``.
+"""``proxlab`` command line: ``demo``, ``reconstruct``, ``run``, ``zoo`` and ``prior``.
 
 Bad input (unknown task or method, a wrong option value, an unreadable image) prints one line,
 ``proxlab: error: ...``, and exits with code 2 — never a traceback.
@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("run_dir", nargs="?", help="export: the finished run folder")
     z.add_argument("name", nargs="?", help="export: the zoo name")
 
+    pr = sub.add_parser("prior", help="evaluate a learned prior R(x) (an LPN from the zoo) at images")
+    pr.add_argument("--model", required=True, help="zoo:NAME of a learned proximal network (see 'proxlab zoo')")
+    pr.add_argument("--tol", type=float, default=1e-5, help="inversion tolerance (RMS of f(y) - x, default 1e-5)")
+    pr.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    pr.add_argument("images", nargs="+", help="image files, or skimage:NAME; resized to the model's input size")
+
     r = sub.add_parser("reconstruct", help="simulate a measurement from a clean image, reconstruct it, save a PNG")
     _add_task_options(r)
     r.add_argument("--method", required=True,
@@ -104,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             from .run import run_command
 
             return run_command(args)
+        if args.command == "prior":
+            from .run import prior_command
+
+            return prior_command(args)
         if args.command == "zoo":
             from .run import zoo_command
 

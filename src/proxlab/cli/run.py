@@ -1,4 +1,4 @@
-"""``proxlab run`` (train + evaluate + report) and ``proxlab zoo`` (list / export pretrained models)."""
+"""``proxlab run`` (train + evaluate + report), ``proxlab zoo`` (list / export) and ``proxlab prior`` (evaluate R)."""
 
 from __future__ import annotations
 
@@ -53,4 +53,29 @@ def zoo_command(args) -> int:
         base = max(m.get("baselines", {}).items(), key=lambda kv: kv[1]["mean"]["psnr"], default=None)
         base_s = f"{base[0]} {base[1]['mean']['psnr']:.2f}" if base else ""
         print(f"{n:28s} {task:34s} {m['model']['mean']['psnr']:10.2f} {base_s:>22s}  {info['training_command']}")
+    return 0
+
+
+def prior_command(args) -> int:
+    """Print the learned prior R(x) and the inversion residual ‖f(y*) − x‖ for each image."""
+    from ..experiments.figures import load_input
+    from ..zoo import load_zoo_model
+
+    if not args.model.startswith("zoo:"):
+        raise ValueError(f"--model must be zoo:NAME, got {args.model!r}")
+    if args.threads < 1:
+        raise ValueError(f"threads must be >= 1, got {args.threads}")
+    if not args.tol > 0:
+        raise ValueError(f"tol must be > 0, got {args.tol}")
+    torch.set_num_threads(args.threads)
+    model, info = load_zoo_model(args.model[4:])
+    if not hasattr(model, "regularizer"):
+        raise ValueError(f"zoo model {args.model[4:]!r} ({info['model']['name']}) has no learned prior R(x); "
+                         f"use a learned proximal network (lpn-*)")
+    size = getattr(model, "image_size", None)
+    images = [load_input(spec, size=size[0] if size else None) for spec in args.images]
+    print(f"{'image':40s} {'R(x)':>12s} {'residual':>10s}")
+    for spec, x in zip(args.images, images):
+        R, res = model.regularizer(x, tol=args.tol, return_residual=True)
+        print(f"{spec:40s} {float(R):12.4f} {float(res):10.2e}")
     return 0

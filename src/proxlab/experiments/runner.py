@@ -1,7 +1,7 @@
 """Run an experiment: train → evaluate against classic baselines → write one folder with a report.
 
 The folder holds ``config.toml`` (the resolved config), ``checkpoints/`` (training checkpoints,
-``best.safetensors``, ``log.jsonl``), ``metrics.json``, ``run.log`` and ``report.html`` (tables and
+``best.safetensors``, ``log.jsonl``), ``model.safetensors`` (the evaluated weights), ``metrics.json``, ``run.log`` and ``report.html`` (tables and
 figures inline). ``proxlab run --resume DIR`` continues an interrupted run from its checkpoint.
 """
 
@@ -21,7 +21,7 @@ from ..data import MeasurementPairs
 from ..losses import SCHEDULED_LOSSES, ProximalMatchingSchedule, denoising_schedule_loss, get_loss, simulated
 from ..metrics import mse, nmse, psnr, ssim
 from ..registry import build_model, list_models
-from ..training import Trainer, load_model_weights
+from ..training import Trainer, load_model_weights, save_model
 from .config import ExperimentConfig, config_to_dict, dump_toml, load_config
 from .datasets import build_splits
 from .methods import reconstruct
@@ -39,7 +39,7 @@ class RunResult:
 
 
 # Experiments that are programs rather than one train-and-evaluate config: name -> module with run(out, overrides, ...).
-PROGRAM_EXPERIMENTS = {"lpn-laplacian": "proxlab.experiments.lpn_laplacian"}
+PROGRAM_EXPERIMENTS = {"lpn-laplacian": "proxlab.experiments.lpn_laplacian", "lpn-pnp": "proxlab.experiments.lpn_pnp"}
 
 
 def shipped_experiments() -> list[str]:
@@ -173,9 +173,16 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     if not main_process:
         return RunResult(folder, {}, result.stop_reason)
 
+    # The evaluated (and exported) weights: the best validation checkpoint for MSE/l1 training; the final
+    # weights for proximal matching, whose aim is the MAP prox, not the best PSNR (its l1 warm-up often has more).
     best = folder / "checkpoints" / "best.safetensors"
-    if best.is_file():
+    use_best = best.is_file() and t.loss not in SCHEDULED_LOSSES
+    if use_best:
         load_model_weights(best, model)
+    save_model(folder / "model.safetensors", model, {"step": result.best_step if use_best else result.step,
+                                                      "chosen": "best" if use_best else "final"})
+    log(f"evaluating the {'best' if use_best else 'final'} weights "
+        f"(step {result.best_step if use_best else result.step})")
     metrics, panels = evaluate(cfg, task, model, splits, trainer.device)
     metrics["training"] = {"steps": result.step, "seconds_this_session": seconds, "stop_reason": result.stop_reason,
                            "best_step": result.best_step, "best_val": result.best_metric, "parameters": n_params}

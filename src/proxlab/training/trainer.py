@@ -96,9 +96,10 @@ def default_validate(model: nn.Module, data, batch_size: int, device: torch.devi
 
     sums = {"psnr": 0.0, "ssim": 0.0, "mse": 0.0}
     n = 0
+    total = Trainer._length(data)
     model.eval()
-    for start in range(0, len(data), batch_size):
-        y, x = _to_device(_collate(data, range(start, min(start + batch_size, len(data)))), device)
+    for start in range(0, total, batch_size):
+        y, x = _to_device(_collate(data, range(start, min(start + batch_size, total))), device)
         with torch.no_grad():
             out = model(y) if predict is None else predict(model, y)
         out = out.detach().float().clamp(0, 1)

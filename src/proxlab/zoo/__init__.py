@@ -67,16 +67,16 @@ def load_zoo_model(name: str, operator=None) -> tuple[torch.nn.Module, dict[str,
 
 
 def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None) -> Path:
-    """Copy a finished run's best weights into the zoo with their metadata (for developers)."""
+    """Copy a finished run's evaluated weights (``model.safetensors``) into the zoo with their metadata."""
     from ..experiments.config import config_to_dict, load_config
 
     run_dir = Path(run_dir)
     zoo_dir = Path(zoo_dir) if zoo_dir is not None else ZOO_DIR
-    for f in ("config.toml", "metrics.json", "checkpoints/best.safetensors"):
+    for f in ("config.toml", "metrics.json", "model.safetensors"):
         if not (run_dir / f).is_file():
             raise FileNotFoundError(f"{run_dir} is not a finished run: {f} is missing")
     cfg = load_config(run_dir / "config.toml")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = _means_only(json.loads((run_dir / "metrics.json").read_text()))
     task = cfg.build_task()
     info = {
         "name": name,
@@ -89,7 +89,7 @@ def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None
         "test_metrics": metrics,
     }
     zoo_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "checkpoints" / "best.safetensors", zoo_dir / f"{name}.safetensors")
+    shutil.copyfile(run_dir / "model.safetensors", zoo_dir / f"{name}.safetensors")
     (zoo_dir / f"{name}.json").write_text(json.dumps(info, indent=2))
     return zoo_dir / f"{name}.json"
 
@@ -98,3 +98,11 @@ def _image_size(cfg) -> tuple[int, int]:
     if cfg.data.size:
         return (cfg.data.size, cfg.data.size)
     return (28, 28) if cfg.data.source == "mnist5k" else (128, 128)
+
+
+def _means_only(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The run's metrics without the per-image lists (they stay in the run folder)."""
+    out = {k: v for k, v in metrics.items() if k not in ("model", "baselines")}
+    out["model"] = {"mean": metrics["model"]["mean"]}
+    out["baselines"] = {m: {"mean": v["mean"]} for m, v in metrics.get("baselines", {}).items()}
+    return out
