@@ -66,14 +66,6 @@ class LearnedProximalNetwork(nn.Module):
         self.alpha = check_positive("alpha", alpha, strict=False)
         self._z_path: list[nn.Module] = []
 
-    # -- to implement -------------------------------------------------------------------------
-    def _psi(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise TypeError(f"{type(self).__name__} does not define _psi")
-
-    def _check(self, name: str, x: torch.Tensor, where: str) -> None:  # pragma: no cover - abstract
-        raise TypeError(f"{type(self).__name__} does not define _check")
-
-    # -- shared -------------------------------------------------------------------------------
     def _act(self, t: torch.Tensor) -> torch.Tensor:
         return F.softplus(t, beta=self.beta, threshold=_THRESHOLD)
 
