@@ -318,3 +318,20 @@ class TestErrors:
             m.invert(x, max_iter=0)
         with pytest.raises(ValueError, match=r"LPNFullyConnected.invert: x must have shape \(B, 2\)"):
             m.invert(torch.zeros(3, 5))
+
+
+def test_sum_pooling_prox_is_local_and_size_independent():
+    from proxlab.priors.lpn import LPNFullyConvolutional
+
+    torch.manual_seed(0)
+    net = LPNFullyConvolutional(hidden=8, features=8, depth=2, pool="sum").double()
+    for p in net.z_path_parameters():  # away from the near-zero init so the learned part matters
+        p.data.uniform_(0, 0.5)
+    small = torch.rand(1, 1, 16, 16, dtype=torch.float64)
+    big = torch.zeros(1, 1, 48, 48, dtype=torch.float64)
+    big[..., 16:32, 16:32] = small
+    f_small, f_big = net(small), net(big)
+    # away from the patch border the prox of the patch equals the prox inside the bigger image
+    torch.testing.assert_close(f_big[..., 22:26, 22:26], f_small[..., 6:10, 6:10], atol=1e-10, rtol=0)
+    with pytest.raises(ValueError, match="pool must be 'mean' or 'sum'"):
+        LPNFullyConvolutional(pool="max")

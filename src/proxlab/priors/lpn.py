@@ -305,6 +305,11 @@ class LPNFullyConvolutional(_ConvBody):
     hence convex; the output layer combines them with weights ≥ 0. The bilinear resizing of the
     input in the skips is linear in x. None of this depends on the image size.
 
+    ``pool="sum"`` sums over positions instead (also non-negative weights, so also convex). Then the
+    prox :math:`f = \nabla\psi` is a local, translation-equivariant map whose value at a pixel does
+    not depend on the image size, so a net trained on patches applies to whole images; with the
+    mean, the learned part of the gradient shrinks as 1/(h·w) when the image grows.
+
     Defaults (1 channel, hidden 64, depth 3, features 64): 150,656 parameters.
     """
 
@@ -317,9 +322,13 @@ class LPNFullyConvolutional(_ConvBody):
         beta: float = 10.0,
         alpha: float = 0.01,
         first_bias: bool = False,
+        pool: str = "mean",
     ):
         super().__init__(in_channels, hidden, depth, beta, alpha, first_bias)
         features = _check_int("features", features, 1)
+        if pool not in ("mean", "sum"):
+            raise ValueError(f"pool must be 'mean' or 'sum', got {pool!r}")
+        self.pool = pool
         self.head = nn.Conv2d(hidden, features, 3, padding=1, bias=False)
         self.head_skip = nn.Conv2d(in_channels, features, 3, padding=1)
         self.out = nn.Linear(features, 1, bias=False)
@@ -332,4 +341,5 @@ class LPNFullyConvolutional(_ConvBody):
     def _psi(self, x):
         z = self._trunk(x)
         z = self._act(self.head(z) + self.head_skip(self._resize(x, z.shape[-2:])))
-        return self.out(z.mean(dim=(2, 3))).squeeze(1) + self._quadratic(x)
+        pooled = z.mean(dim=(2, 3)) if self.pool == "mean" else z.sum(dim=(2, 3))
+        return self.out(pooled).squeeze(1) + self._quadratic(x)
