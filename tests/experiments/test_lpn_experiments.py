@@ -49,3 +49,30 @@ def test_analysis_with_a_known_prior():
     summary, html = analysis_section(Quadratic(template), images)
     assert summary["grows"]["gaussian noise σ"] and summary["grows"]["blur σ"]
     assert set(summary["medians"]) == set(PERTURBATIONS) and "<img" in html
+
+
+def test_pnp_program_on_one_setting(tmp_path, monkeypatch):
+    import proxlab.experiments.lpn_pnp as lpn_pnp
+    import proxlab.zoo as zoo
+    from proxlab.priors.lpn import LPNConv
+    from proxlab.training import save_model
+
+    # a small LPN in a private zoo, standing in for zoo:lpn-mnist
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+    (tmp_path / "zoo").mkdir()
+    torch.manual_seed(0)
+    save_model(tmp_path / "zoo" / "lpn-mnist.safetensors", LPNConv(hidden=8, features=8))
+    (tmp_path / "zoo" / "lpn-mnist.json").write_text(json.dumps({
+        "name": "lpn-mnist", "model": {"name": "lpn-conv", "options": {"hidden": 8, "features": 8}},
+        "task": {"name": "denoise", "options": {"noise": 0.1}}, "data": {"source": "mnist5k"},
+        "training_command": "test", "test_metrics": {"model": {"mean": {"psnr": 0.0}}}}))
+    monkeypatch.setattr(lpn_pnp, "SETTINGS", lpn_pnp.SETTINGS[:1])
+    monkeypatch.setattr(lpn_pnp, "CLASSIC", ["init", "fista-tv"])
+    summary = run_experiment("lpn-pnp", out=tmp_path / "out", overrides=["images=3", "iters=3"], progress=False,
+                             echo=False).metrics
+    row = summary["results"]["deblur σ_b=1 σ=0.02"]
+    assert set(row) == {"init", "fista-tv", "pnp-admm", "pnp-pgd"}
+    assert row["pnp-admm"]["weight"] in lpn_pnp.RHO_GRID and row["fista-tv"]["weight"] in lpn_pnp.LAM_GRID["fista-tv"]
+    curves = summary["convergence_last_rel_change"]["deblur σ_b=1 σ=0.02"]
+    assert set(curves) == {"pnp-admm", "pnp-pgd"} and all(v >= 0 for v in curves.values())
+    assert (tmp_path / "out" / "figure_convergence.png").is_file() and (tmp_path / "out" / "report.html").is_file()
