@@ -145,3 +145,14 @@ def test_base_class_cg_default_solve_normal():
 def test_adjoint_test_requires_shape_for_free_dims():
     with pytest.raises(ValueError, match="x_shape must be given"):
         adjoint_test(Denoising())
+
+
+def test_an_operator_must_define_forward_and_adjoint():
+    from proxlab.operators import LinearOperator
+
+    class Half(LinearOperator):
+        def _forward(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="abstract"):
+        Half((1,), (1,))

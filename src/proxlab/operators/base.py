@@ -8,6 +8,7 @@ complex k-space has the adjoint :math:`A^\top y = \operatorname{Re}(F^H M y)`.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 
 import torch
@@ -87,7 +88,7 @@ def conjugate_gradient(
     return x
 
 
-class LinearOperator(nn.Module):
+class LinearOperator(nn.Module, abc.ABC):
     r"""Base class for linear forward models :math:`y = A x`.
 
     Subclasses implement ``_forward`` and ``_adjoint`` on already-checked batches and may override
@@ -106,11 +107,13 @@ class LinearOperator(nn.Module):
         self._norm_cache: dict[tuple, float] = {}
 
     # ---- to implement -------------------------------------------------------------------------
+    @abc.abstractmethod
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement _forward")
+        """:math:`Ax` for an already-checked batch."""
 
+    @abc.abstractmethod
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement _adjoint")
+        """:math:`A^\top y` for an already-checked batch."""
 
     # ---- public API ---------------------------------------------------------------------------
     @property

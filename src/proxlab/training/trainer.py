@@ -3,8 +3,10 @@
 It trains any ``nn.Module`` against ``loss_fn(model, batch, ctx)`` on a dataset of training
 samples — ``(y, x)`` pairs or clean images (the loss then simulates the measurement, drawing its
 noise from ``ctx.generator``, whose state is checkpointed). ``ctx.step`` is the number of optimizer
-steps done so far, for losses that change during training (LPN's proximal-matching schedule). Features: parameter groups with their own
-learning rates, a schedule that is a pure function of the step, gradient clipping, a hook after
+steps done so far, for losses that change during training (LPN's proximal-matching schedule).
+
+Features: parameter groups with their own learning rates, a schedule that is a pure function of
+the step, gradient clipping, a hook after
 each optimizer step, validation every N steps, best-model tracking, early stopping, a progress bar,
 JSONL logs (and TensorBoard where installed), atomic checkpoints every N steps, exact resume
 (bit-for-bit on CPU), a clean stop on Ctrl-C, a clear stop on a non-finite loss, and data-parallel
