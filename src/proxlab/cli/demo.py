@@ -76,7 +76,7 @@ def run_demo(args) -> int:
         for name in zoo:
             info = zoo_info(name)
             task = make_task(info["task"]["name"], **info["task"]["options"])
-            if task.name in tasks:
+            if task.name in tasks and info["data"].get("source") == "mnist5k":
                 label = f"{task.name} (MNIST, zoo:{name})"
                 jobs.append((label, task, [f"mnist-test-{i}" for i in range(len(digits))], digits,
                              list(methods) + [f"zoo:{name}"]))

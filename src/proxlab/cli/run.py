@@ -50,9 +50,13 @@ def zoo_command(args) -> int:
 
         task = make_task(info["task"]["name"], **info["task"]["options"]).describe()
         m = info["test_metrics"]
-        base = max(m.get("baselines", {}).items(), key=lambda kv: kv[1]["mean"]["psnr"], default=None)
-        base_s = f"{base[0]} {base[1]['mean']['psnr']:.2f}" if base else ""
-        print(f"{n:28s} {task:34s} {m['model']['mean']['psnr']:10.2f} {base_s:>22s}  {info['training_command']}")
+        if "model" in m:
+            base = max(m.get("baselines", {}).items(), key=lambda kv: kv[1]["mean"]["psnr"], default=None)
+            base_s = f"{base[0]} {base[1]['mean']['psnr']:.2f}" if base else ""
+            score = f"{m['model']['mean']['psnr']:10.2f}"
+        else:  # e.g. the 1-D Laplacian LPN: no images, see its metadata
+            score, base_s = f"{'-':>10s}", ""
+        print(f"{n:28s} {task:34s} {score} {base_s:>22s}  {info['training_command']}")
     return 0
 
 

@@ -168,6 +168,24 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
     return summary
 
 
+def export_to_zoo(run_dir: str | Path, name: str = "lpn-laplacian") -> Path:
+    """Put a finished run's proximal-matching model into the zoo."""
+    from ..zoo import add_entry
+
+    run_dir = Path(run_dir)
+    summary = json.loads((run_dir / "results.json").read_text())
+    info = {
+        "description": "1-D LPN (hidden 50, 4 layers, beta 10) trained by proximal matching on Laplace(0, 1) "
+                       "samples at noise sigma = 1; its prox approaches soft-thresholding and its prior |x|.",
+        "model": {"name": "lpn-fc", "options": {"dim": 1, "hidden": 50, "layers": 4, "beta": 10.0, "alpha": 0.0}},
+        "task": {"name": "denoise", "options": {"noise": SIGMA}},
+        "data": {"source": "laplace(0, 1)", "image_size": [1, 1]},
+        "training_command": f"proxlab run lpn-laplacian --set steps_scale={summary['steps_scale']:g}",
+        "test_metrics": summary["results"],
+    }
+    return add_entry(name, run_dir / "lpn_pm.safetensors", info)
+
+
 def _laplace_pool(seed: int, n: int = 400_000) -> torch.Tensor:
     """A fixed pool of Laplace(0, 1) samples; batches are drawn from it without replacement per epoch."""
     g = torch.Generator().manual_seed(seed)

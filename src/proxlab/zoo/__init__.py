@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ZOO_DIR", "list_zoo", "zoo_info", "load_zoo_model", "export_run", "resolve_weights"]
+__all__ = ["ZOO_DIR", "list_zoo", "zoo_info", "load_zoo_model", "export_run", "add_entry", "resolve_weights"]
 
 ZOO_DIR = Path(str(resources.files("proxlab.zoo")))
 
@@ -88,9 +88,19 @@ def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None
         "config": config_to_dict(cfg),
         "test_metrics": metrics,
     }
+    return add_entry(name, run_dir / "model.safetensors", info, zoo_dir)
+
+
+def add_entry(name: str, weights: str | Path, info: dict[str, Any], zoo_dir: str | Path | None = None) -> Path:
+    """Write a zoo entry: the weights file and its metadata (``model``, ``task``, ``data``,
+    ``training_command`` and ``test_metrics`` are required)."""
+    missing = [k for k in ("model", "task", "data", "training_command", "test_metrics") if k not in info]
+    if missing:
+        raise ValueError(f"zoo entry {name!r}: metadata lacks {missing}")
+    zoo_dir = Path(zoo_dir) if zoo_dir is not None else ZOO_DIR
     zoo_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "model.safetensors", zoo_dir / f"{name}.safetensors")
-    (zoo_dir / f"{name}.json").write_text(json.dumps(info, indent=2))
+    shutil.copyfile(weights, zoo_dir / f"{name}.safetensors")
+    (zoo_dir / f"{name}.json").write_text(json.dumps(dict(info, name=name), indent=2))
     return zoo_dir / f"{name}.json"
 
 
