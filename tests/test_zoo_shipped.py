@@ -1,0 +1,32 @@
+"""The shipped zoo models load, match their architecture, and reproduce their recorded test PSNR."""
+
+import pytest
+import torch
+
+from proxlab.zoo import list_zoo, load_zoo_model, zoo_info
+
+MNIST_MODELS = [n for n in list_zoo() if zoo_info(n)["data"].get("source") == "mnist5k"]
+
+
+def test_expected_models_are_shipped():
+    assert {"dncnn-mnist-s0.1", "pgd-dncnn-mnist-deblur", "lpn-mnist"} <= set(list_zoo())
+
+
+@pytest.mark.parametrize("name", MNIST_MODELS)
+def test_recorded_test_psnr_is_reproduced(name):
+    from proxlab.data import MeasurementPairs, mnist5k
+    from proxlab.experiments.tasks import make_task
+    from proxlab.metrics import psnr
+
+    info = zoo_info(name)
+    task = make_task(info["task"]["name"], **info["task"]["options"])
+    x = mnist5k("test")[0]
+    A = task.operator((28, 28))
+    pairs = MeasurementPairs(x, A, noise=task.options["noise"], seed=info["config"]["seed"] + 2)
+    y = torch.stack([pairs[i][0] for i in range(len(pairs))])
+    model, _ = load_zoo_model(name, operator=A)
+    with torch.no_grad():
+        out = torch.cat([model(y[i : i + 100]) for i in range(0, len(y), 100)]).clamp(0, 1)
+    got = float(psnr(out, x).mean())
+    assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
+    assert got > max(b["mean"]["psnr"] for b in info["test_metrics"]["baselines"].values())
