@@ -156,3 +156,40 @@ def test_run_and_zoo_bad_input(argv, needle, tmp_path, monkeypatch, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
+
+
+def test_prior_command_prints_R_and_residual(tmp_path, capsys):
+    from PIL import Image
+
+    from proxlab.data import mnist5k
+
+    digit = (mnist5k("test")[0][0, 0] * 255).round().byte().numpy()
+    Image.fromarray(digit).save(tmp_path / "d.png")
+    assert main(["prior", "--model", "zoo:lpn-mnist", "--threads", "1", str(tmp_path / "d.png"), "skimage:camera"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    r_digit, res_digit = (float(v) for v in lines[1].split()[-2:])
+    r_camera = float(lines[2].split()[-2])
+    assert res_digit < 1e-3 and r_digit < r_camera  # a digit is more likely under the MNIST prior than a photo
+    assert main(["prior", "--model", "zoo:dncnn-mnist-s0.1", str(tmp_path / "d.png")]) == 2
+    assert "has no learned prior R(x)" in capsys.readouterr().err
+    assert main(["prior", "--model", "lpn-mnist", str(tmp_path / "d.png")]) == 2
+    assert "--model must be zoo:NAME" in capsys.readouterr().err
+
+
+def test_reconstruct_with_pnp_and_a_zoo_prior(tmp_path, capsys):
+    from PIL import Image
+
+    from proxlab.data import mnist5k
+
+    digit = (mnist5k("test")[0][0, 0] * 255).round().byte().numpy()
+    Image.fromarray(digit).save(tmp_path / "d.png")
+    argv = ["reconstruct", "--task", "deblur", "--blur-sigma", "1", "--noise", "0.02", "--threads", "1"]
+    assert main(argv + ["--method", "pnp-admm", "--prior", "zoo:lpn-mnist", str(tmp_path / "d.png"), str(tmp_path / "o.png")]) == 0
+    pnp = float(capsys.readouterr().out.split("PSNR")[1].split("dB")[0])
+    assert main(argv + ["--method", "init", str(tmp_path / "d.png"), str(tmp_path / "o.png")]) == 0
+    blurred = float(capsys.readouterr().out.split("PSNR")[1].split("dB")[0])
+    assert pnp > blurred + 3
+    assert main(argv + ["--method", "pnp-admm", str(tmp_path / "d.png"), str(tmp_path / "o.png")]) == 2
+    assert "needs --prior zoo:NAME" in capsys.readouterr().err
+    assert main(argv + ["--method", "fista-tv", "--prior", "zoo:lpn-mnist", str(tmp_path / "d.png"), str(tmp_path / "o.png")]) == 2
+    assert "--prior is only used by pnp-admm and pnp-pgd" in capsys.readouterr().err
