@@ -73,7 +73,7 @@ def test_unreadable_image_file(tmp_path, capsys):
 
 def test_demo_subset_writes_table_json_and_figure(tmp_path, capsys):
     code = main(["demo", "--out", str(tmp_path), "--tasks", "denoise,mri", "--methods", "init,fista-tv", "--size", "48",
-                 "--iters", "10", "--threads", "1", "--no-progress"])
+                 "--iters", "10", "--threads", "1", "--no-progress", "--no-zoo"])
     assert code == 0
     data = json.loads((tmp_path / "results.json").read_text())
     rows = {(r["task"], r["method"]): r for r in data["results"]}
