@@ -30,3 +30,29 @@ def test_recorded_test_psnr_is_reproduced(name):
     got = float(psnr(out, x).mean())
     assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
     assert got > max(b["mean"]["psnr"] for b in info["test_metrics"]["baselines"].values())
+
+
+def test_lpn_laplacian_is_close_to_soft_thresholding_and_its_prior_to_abs():
+    model, info = load_zoo_model("lpn-laplacian")
+    y = torch.linspace(-4, 4, 161)[:, None]
+    with torch.no_grad():
+        f = model(y)
+    soft = torch.sign(y) * (y.abs() - 1).clamp_min(0)
+    assert float((f - soft).pow(2).mean().sqrt()) < 0.1
+    x = torch.linspace(-3, 3, 61)[:, None]
+    R, res = model.regularizer(x, tol=1e-6, return_residual=True)
+    diff = R.detach() - x.abs()[:, 0]
+    assert float(res.max()) < 1e-4 and float((diff - diff.mean()).abs().max()) < 0.15
+    assert info["test_metrics"]["proximal matching"]["R_rms_error"] < info["test_metrics"]["ℓ1"]["R_rms_error"]
+
+
+def test_lpn_ellipses_denoises_whole_phantoms():
+    from proxlab.data import random_ellipses
+    from proxlab.metrics import psnr
+
+    model, _ = load_zoo_model("lpn-ellipses")
+    x = random_ellipses(2, 128, seed=12345)
+    y = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(y).clamp(0, 1)
+    assert float(psnr(out, x).mean()) > float(psnr(y.clamp(0, 1), x).mean()) + 5
