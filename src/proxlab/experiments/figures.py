@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import torch
@@ -72,15 +73,16 @@ def comparison_grid(panels: dict[str, dict[str, torch.Tensor]], rows: list[str],
             ax = axes[i][j]
             ax.set_xticks([])
             ax.set_yticks([])
+            if i == 0:
+                ax.set_title("\n".join(textwrap.wrap(c, 16)), fontsize=7)
+            if j == 0:
+                ax.set_ylabel("\n".join(textwrap.wrap(r, 18)), fontsize=7)
             if c not in panels[r]:
-                ax.axis("off")
+                for side in ax.spines.values():
+                    side.set_visible(False)
                 continue
             img = panels[r][c][index : index + 1]
             ax.imshow(img[0, 0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            if i == 0:
-                ax.set_title(c, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(r, fontsize=8)
             if c not in (truth_key, "measurement"):
                 ax.set_xlabel(f"{float(psnr(img, panels[r][truth_key][index : index + 1])):.1f} dB", fontsize=7)
     fig.tight_layout()
