@@ -10,7 +10,9 @@ Each classic method's weight and the PnP penalty ρ are chosen on validation ima
 validation split; ellipse phantoms from other seeds) from small grids. PnP-ADMM solves its
 x-update with ``solve_normal`` (exact for blur and block CS, warm-started CG for CT). Convergence:
 the relative change :math:`\|x_{k+1} - x_k\| / \|x_k\|` per iteration over 100 iterations.
-``--set images=N`` changes the number of test images (default 32 MNIST digits, 8 phantoms).
+``--set images=N`` changes the number of test images (default 32 MNIST digits, 8 phantoms);
+``--set settings=deblur`` (or ``cs,ct``) runs only the settings whose label starts so. The PnP-ADMM
+penalty is relative to ‖A‖² (see :func:`proxlab.experiments.methods.pnp`).
 """
 
 from __future__ import annotations
@@ -115,14 +117,18 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
     n = int(overrides.pop("images", 32))
     iters = int(overrides.pop("iters", 20))
     seed = int(overrides.pop("seed", 0))
+    only = overrides.pop("settings", "")  # e.g. "deblur" or "cs,ct": run the settings whose label starts so
     if overrides:
-        raise ValueError(f"lpn-pnp: unknown setting(s) {sorted(overrides)}; known: images, iters, seed")
+        raise ValueError(f"lpn-pnp: unknown setting(s) {sorted(overrides)}; known: images, iters, seed, settings")
+    wanted = [w.strip().lower() for w in only.split(",") if w.strip()]
     out = Path(out)
     priors = {kind: f"lpn-{kind}" for kind in ("mnist", "ellipses") if f"lpn-{kind}" in list_zoo()}
     if not priors:
         raise ValueError("lpn-pnp needs zoo:lpn-mnist and/or zoo:lpn-ellipses (train them with proxlab run lpn-mnist)")
     results, curves = {}, {}
     for label, kind, spec in SETTINGS:
+        if wanted and not any(label.lower().startswith(w) for w in wanted):
+            continue
         if kind not in priors:
             log(f"skipping {label}: zoo:lpn-{kind} is not in the zoo")
             continue
@@ -142,6 +148,7 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
         rho = row["pnp-admm"]["weight"]
         curves[label] = convergence(A, y[: min(8, len(y))], task, prior, rho)
         log(f"{label}: " + ", ".join(f"{m} {v['psnr']:.2f}" for m, v in row.items()))
+        (out / "results_partial.json").write_text(json.dumps(results, indent=2))  # survives an interruption
     png = _plot_convergence(curves)
     (out / "figure_convergence.png").write_bytes(png)
     summary = {"images": n, "iters": iters, "results": results,
