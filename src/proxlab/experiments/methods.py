@@ -125,7 +125,7 @@ def reconstruct(
 
 def pnp(solver: str, A: LinearOperator, y: torch.Tensor, prior: torch.nn.Module, rho: float = 0.1,
         max_iter: int = 20, tol: float = 1e-5, callback: Callable | None = None):
-    """Plug-and-play ADMM or PGD with ``prior`` as the prox; returns the :class:`~proxlab.solvers.SolveResult`
+    r"""Plug-and-play ADMM or PGD with ``prior`` as the prox; returns the :class:`~proxlab.solvers.SolveResult`
     (its history holds the per-iteration relative change, to show convergence).
 
     ``rho`` is relative to :math:`\|A\|_2^2`: ADMM runs with penalty ``rho·‖A‖²``, so one value means the
