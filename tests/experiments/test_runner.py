@@ -104,7 +104,7 @@ def test_shipped_experiments_are_valid():
     from proxlab.experiments.runner import PROGRAM_EXPERIMENTS
 
     names = shipped_experiments()
-    assert {"dncnn-mnist-s0.1", "pgd-dncnn-mnist-deblur", "lpn-mnist", "lpn-laplacian", "lpn-pnp"} <= set(names)
+    assert {"dncnn-mnist-s0.1", "pgd-dncnn-mnist-deblur", "lpn-mnist", "lpn-laplacian", "lpn-pnp", "lista"} <= set(names)
     for n in names:
         if n in PROGRAM_EXPERIMENTS:
             with pytest.raises(ValueError, match="is a program, not a config file"):

@@ -39,7 +39,11 @@ class RunResult:
 
 
 # Experiments that are programs rather than one train-and-evaluate config: name -> module with run(out, overrides, ...).
-PROGRAM_EXPERIMENTS = {"lpn-laplacian": "proxlab.experiments.lpn_laplacian", "lpn-pnp": "proxlab.experiments.lpn_pnp"}
+PROGRAM_EXPERIMENTS = {
+    "lpn-laplacian": "proxlab.experiments.lpn_laplacian",
+    "lpn-pnp": "proxlab.experiments.lpn_pnp",
+    "lista": "proxlab.experiments.lista",
+}
 
 
 def shipped_experiments() -> list[str]:

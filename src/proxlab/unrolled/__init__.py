@@ -1,5 +1,6 @@
 """Learned unrolled networks built from the classic solvers' steps (layer 3)."""
 
 from .base import STEPS, Unrolled
+from .lista import LISTA, ista_parameters
 
-__all__ = ["Unrolled", "STEPS"]
+__all__ = ["Unrolled", "STEPS", "LISTA", "ista_parameters"]

@@ -41,6 +41,8 @@ def ista_parameters(dictionary: torch.Tensor, alpha: float, lipschitz: float | N
     :math:`\theta = \alpha/L` (a float) and :math:`L` (default :math:`\|W_d\|_2^2`), computed in float64."""
     d = dictionary.detach().to(torch.float64)
     L = float(torch.linalg.matrix_norm(d, ord=2) ** 2) if lipschitz is None else float(lipschitz)
+    if not L > 0:
+        raise ValueError("dictionary must not be zero (its spectral norm is 0)")
     m = d.shape[1]
     return d.T / L, torch.eye(m, dtype=torch.float64, device=d.device) - d.T @ d / L, alpha / L, L
 
@@ -97,8 +99,6 @@ class LISTA(nn.Module):
             lipschitz = check_positive("lipschitz", lipschitz)
         n, m = dictionary.shape
         We, S, theta, L = ista_parameters(dictionary, alpha, lipschitz)
-        if not L > 0:
-            raise ValueError("dictionary must not be zero (its spectral norm is 0)")
         dtype = dictionary.dtype
         n_S = 0 if layers == 1 else (1 if tied else layers - 1)
         n_theta = 1 if tied else layers
