@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--iters", type=int, default=100, help="iterations per iterative method (default 100)")
     d.add_argument("--tasks", help="comma-separated subset of tasks")
     d.add_argument("--methods", help="comma-separated subset of methods")
-    d.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    d.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: the demo's many small operations run fastest on one)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.add_argument("--no-zoo", action="store_true", help="leave out the pretrained zoo models")
     d.add_argument("--mnist-images", type=int, default=32, help="MNIST test digits for the zoo rows (default 32)")
