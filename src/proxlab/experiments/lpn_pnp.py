@@ -7,7 +7,7 @@ Settings (test images never used for choosing anything):
 - sparse-view CT of 128×128 random ellipse phantoms (60 angles, sinogram noise 0.5), prior ``zoo:lpn-ellipses``.
 
 Each classic method's weight and the PnP penalty ρ are chosen on validation images (MNIST's
-validation split; ellipse phantoms from other seeds) from small grids. PnP-ADMM solves its
+validation split; ellipse phantoms from other seeds) from small grids, all relative to ‖A‖². PnP-ADMM solves its
 x-update with ``solve_normal`` (exact for blur and block CS, warm-started CG for CT). Convergence:
 the relative change :math:`\|x_{k+1} - x_k\| / \|x_k\|` per iteration over 100 iterations.
 ``--set images=N`` changes the number of test images (default 32 MNIST digits, 8 phantoms);
@@ -70,8 +70,10 @@ def _run(method, A, y, task, weight, prior, iters):
 
 
 def _choose(method, task, x_val, prior, iters, seed):
-    grid = RHO_GRID if method == "pnp-admm" else LAM_GRID.get(method, [None])
     A, y = _pairs(task, x_val, seed)
+    # weights are relative to ‖A‖² (1 for blur and block CS, thousands for CT), as PnP's rho is
+    scale = 1.0 if method == "pnp-admm" else A.norm(tuple(x_val.shape[1:]))
+    grid = RHO_GRID if method == "pnp-admm" else [None if w is None else w * scale for w in LAM_GRID.get(method, [None])]
     scores = {}
     for w in grid:
         scores[w] = float(psnr(_run(method, A, y, task, w, prior, iters).clamp(0, 1), x_val).mean())
