@@ -50,13 +50,25 @@ def measurement_image(A: LinearOperator, y: torch.Tensor, shape: tuple[int, ...]
     return A.adjoint(y).clamp(0, 1)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def png_bytes(fig, dpi: int = 100, path: str | Path | None = None) -> bytes:
+    """Render ``fig`` to PNG bytes, close it, and also write them to ``path`` when given."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    pyplot().close(fig)
+    data = buf.getvalue()
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data
 
 
 def comparison_grid(panels: dict[str, dict[str, torch.Tensor]], rows: list[str], cols: list[str],
@@ -66,7 +78,7 @@ def comparison_grid(panels: dict[str, dict[str, torch.Tensor]], rows: list[str],
     Returns the PNG bytes (and writes them to ``path`` when given)."""
     from ..metrics import psnr
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.6 * len(cols), 1.7 * len(rows)), squeeze=False)
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
@@ -86,18 +98,12 @@ def comparison_grid(panels: dict[str, dict[str, torch.Tensor]], rows: list[str],
             if c not in (truth_key, "measurement"):
                 ax.set_xlabel(f"{float(psnr(img, panels[r][truth_key][index : index + 1])):.1f} dB", fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    data = buf.getvalue()
-    if path is not None:
-        Path(path).write_bytes(data)
-    return data
+    return png_bytes(fig, dpi=110, path=path)
 
 
 def training_curves(history: list[dict[str, float]]) -> bytes:
     """Training loss and validation PSNR against the step, as PNG bytes."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(8, 3))
     tr = [(h["step"], h["loss"]) for h in history if "loss" in h]
     va = [(h["step"], h["val_psnr"]) for h in history if "val_psnr" in h]
@@ -111,7 +117,4 @@ def training_curves(history: list[dict[str, float]]) -> bytes:
     ax[1].set_xlabel("step")
     ax[1].set_ylabel("validation PSNR (dB)")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=100)

@@ -10,7 +10,6 @@ the blur, and peaking half-way between two images.
 from __future__ import annotations
 
 import base64
-import io
 
 import torch
 
@@ -60,10 +59,9 @@ def medians(values: dict[str, dict[float, list[float]]]) -> dict[str, dict[str, 
 
 
 def violin_figure(values: dict[str, dict[float, list[float]]]) -> bytes:
-    import matplotlib
+    from .figures import png_bytes, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(values), figsize=(4 * len(values), 3.2))
     for ax, (mode, per) in zip(axes, values.items()):
@@ -74,10 +72,7 @@ def violin_figure(values: dict[str, dict[float, list[float]]]) -> bytes:
         ax.set_ylabel("learned prior R(x)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=100)
 
 
 def medians_table_html(meds: dict[str, dict[str, float]]) -> str:

@@ -95,10 +95,9 @@ def evaluate(model: LPNFullyConnected) -> dict[str, float]:
 
 
 def figure(models: dict[str, LPNFullyConnected], path: Path) -> bytes:
-    import matplotlib
+    from .figures import png_bytes, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     y = torch.linspace(-4, 4, 801)[:, None]
     x = torch.linspace(-3, 3, 601)[:, None]
@@ -117,9 +116,7 @@ def figure(models: dict[str, LPNFullyConnected], path: Path) -> bytes:
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.read_bytes()
+    return png_bytes(fig, dpi=110, path=path)
 
 
 def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = True, log=print) -> dict:

@@ -18,7 +18,6 @@ penalty is relative to ‖A‖² (see :func:`proxlab.experiments.methods.pnp`).
 from __future__ import annotations
 
 import base64
-import io
 import json
 import time
 from pathlib import Path
@@ -91,10 +90,9 @@ def convergence(A, y, task, prior, rho, iters=100) -> dict[str, list[float]]:
 
 
 def _plot_convergence(curves: dict[str, dict[str, list[float]]]) -> bytes:
-    import matplotlib
+    from .figures import png_bytes, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False)
     for ax, (setting, per) in zip(axes[0], curves.items()):
@@ -106,10 +104,7 @@ def _plot_convergence(curves: dict[str, dict[str, list[float]]]) -> bytes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=100)
 
 
 def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = True, log=print) -> dict:
