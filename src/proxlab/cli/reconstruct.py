@@ -34,9 +34,16 @@ def run_reconstruct(args) -> int:
     prior = _load_prior(args.prior) if args.prior else None
     task = _task_from_args(args)
     x = load_input(args.input, size=args.size)
-    A, y = task.measure(x)
+    block_model = zoo and info["model"]["name"] in OWN_OPERATOR
+    if block_model:
+        model, A, y = _block_model_measure(args.method[4:], task, x)
+    else:
+        A, y = task.measure(x)
     t0 = time.perf_counter()
-    if zoo:
+    if block_model:
+        with torch.no_grad():
+            rec = model(y, image_size=x.shape[-2:]).clamp(0, 1)
+    elif zoo:
         rec = zoo_reconstruct(args.method[4:], A, y).clamp(0, 1)
     else:
         from ..experiments.methods import PNP_DEFAULTS
@@ -65,6 +72,27 @@ def _task_from_args(args):
             raise ValueError(f"--{k.replace('_', '-')} does not apply to task {args.task!r} "
                              f"(its options: {', '.join('--' + o.replace('_', '-') for o in allowed)})")
     return make_task(args.task, seed=args.seed, **{k: given[k] for k in allowed})
+
+
+# Zoo models that carry their own forward operator (block CS: Φ and Qinit are part of the weights).
+OWN_OPERATOR = {"istanet", "resnet-pgd"}
+
+
+def _block_model_measure(name: str, task, x: torch.Tensor):
+    """Measure ``x`` with the zoo model's own Φ (the task's ratio must match it); returns ``(model, A, y)``."""
+    from ..operators import Measurement
+    from ..zoo import load_zoo_model
+
+    model, _ = load_zoo_model(name)
+    if task.options.get("phi") is not None:
+        raise ValueError(f"--phi does not apply to zoo:{name}: the model carries the Φ it was trained with")
+    if abs(task.options["ratio"] - model.ratio) > 0.005:
+        raise ValueError(f"zoo model {name!r} was trained at ratio {model.ratio:.4f} (m = {model.operator.m}); "
+                         f"pass --ratio {round(model.ratio, 2)}, got {task.options['ratio']}")
+    A = model.operator.resized(tuple(x.shape[-2:]))
+    with torch.no_grad():
+        y = Measurement(A, task.options["noise"])(x, seed=task.seed)
+    return model, A, y
 
 
 def zoo_reconstruct(name: str, A, y: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,8 @@ PROGRAM_EXPERIMENTS = {
     "lpn-laplacian": "proxlab.experiments.lpn_laplacian",
     "lpn-pnp": "proxlab.experiments.lpn_pnp",
     "lista": "proxlab.experiments.lista",
+    **{name: "proxlab.experiments.istanet" for name in (f"{m}-cs{r}" for m in ("istanet-plus", "istanet", "resnet-pgd")
+                                                         for r in (10, 25, 40))},
 }
 
 
@@ -67,6 +69,7 @@ def run_program_experiment(name: str, out: str | Path | None, overrides: list[st
     folder.mkdir(parents=True, exist_ok=True)
     log = _Log(folder / "run.log", echo)
     module = importlib.import_module(PROGRAM_EXPERIMENTS[name])
+    settings = {**getattr(module, "PRESETS", {}).get(name, {}), **settings}  # a named preset, then the overrides
     log(f"experiment {name}: starting in {folder}")
     summary = module.run(folder, settings, progress=progress, log=log)
     log(f"done; report: {folder / 'report.html'}")

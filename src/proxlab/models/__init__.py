@@ -1,7 +1,8 @@
 """Registers proxlab's own models by name (see :mod:`proxlab.registry`).
 
 ``dncnn``: :class:`proxlab.priors.networks.DnCNN`. ``lpn-conv``, ``lpn-fc``, ``lpn-fully-conv``:
-the learned proximal networks of :mod:`proxlab.priors.lpn`. ``unrolled``: :class:`proxlab.unrolled.Unrolled`
+the learned proximal networks of :mod:`proxlab.priors.lpn`. ``istanet``, ``resnet-pgd``: block-CS
+unrolled networks that carry their own Φ and Qinit (:mod:`proxlab.unrolled.istanet`). ``unrolled``: :class:`proxlab.unrolled.Unrolled`
 with a prox built from the registry (``prox="dncnn", prox_options={...}``); the runner passes the
 task's operator as ``operator=``.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from ..priors.lpn import LPNConv, LPNFullyConnected, LPNFullyConvolutional
 from ..priors.networks import DnCNN
 from ..registry import build_model, register_model
-from ..unrolled import Unrolled
+from ..unrolled import ISTANet, Unrolled, resnet_unrolled
 
 register_model("dncnn")(DnCNN)
 register_model("lpn-conv")(LPNConv)
@@ -40,7 +41,33 @@ def unrolled(operator, prox: str = "dncnn", prox_options: dict | None = None, st
     return Unrolled(operator, make, step=step, stages=stages, tied=tied, step_size=step_size, rho=rho)
 
 
+def _block_operator(operator, ratio: float):
+    """The given block-CS operator, or a placeholder (seeded Φ, zero Qinit) whose buffers stored weights replace."""
+    import torch
+
+    from ..operators import BlockCompressedSensing
+
+    if operator is not None:
+        return operator
+    op = BlockCompressedSensing(ratio)
+    return BlockCompressedSensing(None, phi=op.phi, qinit=torch.zeros(op.phi.shape[1], op.m))
+
+
+@register_model("istanet")
+def istanet(operator=None, ratio: float = 0.25, plus: bool = True, phases: int = 9, channels: int = 32) -> ISTANet:
+    """ISTA-Net (``plus=False``) / ISTA-Net+ for block CS. Without ``operator`` a placeholder of the given
+    ``ratio`` is built; loading trained weights brings the Φ and Qinit they were trained with."""
+    return ISTANet(_block_operator(operator, ratio), phases=phases, plus=plus, channels=channels)
+
+
+@register_model("resnet-pgd")
+def resnet_pgd(operator=None, ratio: float = 0.25, stages: int = 5, channels: int = 128, blocks: int = 1):
+    """Unrolled PGD with a shared ResNet prox for block CS (see :func:`proxlab.unrolled.resnet_unrolled`)."""
+    return resnet_unrolled(_block_operator(operator, ratio), stages=stages, channels=channels, blocks=blocks)
+
+
 # Models that need the task's forward operator as their ``operator`` argument.
 NEEDS_OPERATOR = {"unrolled"}
 
-__all__ = ["DnCNN", "LPNConv", "LPNFullyConnected", "LPNFullyConvolutional", "unrolled", "NEEDS_OPERATOR"]
+__all__ = ["DnCNN", "LPNConv", "LPNFullyConnected", "LPNFullyConvolutional", "unrolled", "istanet", "resnet_pgd",
+           "NEEDS_OPERATOR"]

@@ -193,6 +193,12 @@ class BlockCompressedSensing(LinearOperator):
         self.register_buffer("_lam", lam, persistent=False)
         self.register_buffer("_U", U, persistent=False)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Φ arrives with the weights (e.g. a zoo model): refresh the cached factors of ΦΦᵀ afterwards.
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        lam, U = _woodbury_factors(self.phi)
+        self._lam, self._U = lam.to(self._lam), U.to(self._U)
+
     @classmethod
     def from_mat(cls, phi_path, qinit_path=None, image_size=None, block: int = 33) -> "BlockCompressedSensing":
         """Load Φ (variable ``phi``) and optionally Qinit (variable ``Qinit``) from ISTA-Net ``.mat`` files."""

@@ -1,0 +1,191 @@
+r"""ISTA-Net and ISTA-Net+ (Zhang & Ghanem, CVPR 2018) and a ResNet-prox baseline for block CS.
+
+Each phase is one proximal-gradient step of :class:`~proxlab.unrolled.Unrolled`:
+
+.. math::
+    r^{(k)} = x^{(k-1)} - \rho_k \Phi^\top(\Phi x^{(k-1)} - y),\qquad
+    x^{(k)} = \tilde{\mathcal F}_k\big(\operatorname{soft}(\mathcal F_k(r^{(k)}), \theta_k)\big)
+
+with a learned transform :math:`\mathcal F_k` (conv–ReLU–conv, 32 channels, 3×3, no biases), its
+learned left inverse :math:`\tilde{\mathcal F}_k`, and ISTA-Net+'s residual form
+:math:`x^{(k)} = r^{(k)} + \mathcal G_k(\tilde{\mathcal H}_k(\operatorname{soft}(\mathcal H_k(\mathcal D_k(r^{(k)})), \theta_k)))`.
+The symmetry (invertibility) residual :math:`\tilde{\mathcal F}_k(\mathcal F_k(\cdot)) - \cdot` of every phase
+is kept in :attr:`ISTANetProx.symmetry` for the loss :func:`istanet_loss`. The step :math:`\rho_k` and
+threshold :math:`\theta_k` are softplus-parameterised, so they stay positive (init 0.5 and 0.01 as in
+the authors' code); weights use Xavier-normal initialisation.
+
+As in the paper, every 33×33 block is reconstructed on its own: :class:`BlockUnrolled` folds the
+block grid of ``y (B, C, Hb, Wb, m)`` into the batch, runs the unrolled network on single blocks, and
+tiles the result back (``Qinit`` gives :math:`x^{(0)}`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..operators.compressed_sensing import BlockCompressedSensing
+from .base import Unrolled, _inv_softplus
+
+__all__ = ["BlockUnrolled", "ISTANetProx", "ResNetProx", "ISTANet", "resnet_unrolled", "istanet_loss",
+           "soft_threshold", "conv_macs_per_pixel"]
+
+
+def soft_threshold(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    r""":math:`\operatorname{sign}(x)\max(|x| - \theta, 0)`."""
+    return torch.sign(x) * F.relu(x.abs() - theta)
+
+
+class ISTANetProx(nn.Module):
+    """One ISTA-Net (``plus=False``) or ISTA-Net+ (``plus=True``) phase's transform–shrink–inverse.
+
+    ``forward(v, tau)`` ignores ``tau``: the threshold :math:`\\theta_k` is learned. After a call the
+    symmetry residual is in :attr:`symmetry` (``None`` before the first call).
+    """
+
+    def __init__(self, channels: int = 32, plus: bool = True, threshold: float = 0.01, zero_residual: bool = False):
+        super().__init__()
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        if not threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {threshold!r}")
+        c = channels
+        self.plus = plus
+        conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1, bias=False)  # noqa: E731
+        if plus:
+            self.conv_D = conv(1, c)
+            self.conv1_forward, self.conv2_forward = conv(c, c), conv(c, c)
+            self.conv1_backward, self.conv2_backward = conv(c, c), conv(c, c)
+            self.conv_G = conv(c, 1)
+        else:
+            self.conv1_forward, self.conv2_forward = conv(1, c), conv(c, c)
+            self.conv1_backward, self.conv2_backward = conv(c, c), conv(c, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_normal_(m.weight)
+        if plus and zero_residual:  # start as plain ISTA steps (identity prox); see ISTANet
+            nn.init.zeros_(self.conv_G.weight)
+        self.raw_threshold = nn.Parameter(torch.tensor(_inv_softplus(threshold)))
+        self.symmetry: torch.Tensor | None = None
+
+    @property
+    def threshold(self) -> torch.Tensor:
+        return F.softplus(self.raw_threshold)
+
+    def _backward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.conv2_backward(F.relu(self.conv1_backward(z)))
+
+    def forward(self, v: torch.Tensor, tau=None) -> torch.Tensor:
+        if v.ndim != 4 or v.shape[1] != 1:
+            raise ValueError(f"ISTANetProx expects (N, 1, H, W) blocks, got shape {tuple(v.shape)}")
+        src = self.conv_D(v) if self.plus else v
+        z = self.conv2_forward(F.relu(self.conv1_forward(src)))
+        out = self._backward(soft_threshold(z, self.threshold))
+        # The symmetry residual costs two more convolutions: computed only while training.
+        self.symmetry = self._backward(z) - src if self.training else None
+        return v + self.conv_G(out) if self.plus else out
+
+
+class ResNetProx(nn.Module):
+    """Residual prox (Mardani et al., 2018 style): lift to ``channels`` maps, ``blocks`` residual blocks of two
+    3×3 convolutions with a ReLU between, project back; the whole net is a residual ``v + net(v)``."""
+
+    def __init__(self, channels: int = 128, blocks: int = 2):
+        super().__init__()
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        if not isinstance(blocks, int) or blocks < 1:
+            raise ValueError(f"blocks must be a positive int, got {blocks!r}")
+        self.head = nn.Conv2d(1, channels, 3, padding=1)
+        self.body = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
+                          nn.Conv2d(channels, channels, 3, padding=1)) for _ in range(blocks))
+        self.tail = nn.Conv2d(channels, 1, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, v: torch.Tensor, tau=None) -> torch.Tensor:
+        h = F.relu(self.head(v))
+        for blk in self.body:
+            h = h + blk(h)
+        return v + self.tail(h)
+
+
+class BlockUnrolled(Unrolled):
+    """An :class:`Unrolled` PGD network that reconstructs every block of a block-CS measurement separately.
+
+    ``operator`` is a :class:`~proxlab.operators.BlockCompressedSensing` (its ``image_size`` is dropped:
+    the network accepts any block grid). ``forward(y)`` takes ``y (B, C, Hb, Wb, m)`` and returns the
+    tiled image ``(B, C, Hb·block, Wb·block)``; ``forward(y, image_size=(H, W))`` crops to ``H × W``.
+    """
+
+    def __init__(self, operator: BlockCompressedSensing, prox, stages: int = 9, tied: bool = False,
+                 step_size: float = 0.5):
+        if not isinstance(operator, BlockCompressedSensing):
+            raise TypeError(f"operator must be a BlockCompressedSensing, got {type(operator).__name__}")
+        super().__init__(operator.resized(None), prox, step="pgd", stages=stages, tied=tied, step_size=step_size)
+
+    @property
+    def ratio(self) -> float:
+        return self.operator.ratio
+
+    def forward(self, y: torch.Tensor, image_size=None) -> torch.Tensor:
+        if y.ndim != 5 or y.shape[-1] != self.operator.m:
+            raise ValueError(f"y must have shape (B, C, Hb, Wb, {self.operator.m}), got shape {tuple(y.shape)}")
+        B, C, hb, wb, m = y.shape
+        blocks = super().forward(y.reshape(B * C * hb * wb, 1, 1, 1, m))
+        x = self.operator.from_blocks(blocks.reshape(B, C, hb, wb, -1))
+        if image_size is not None:
+            x = x[..., : image_size[0], : image_size[1]]
+        return x
+
+
+class ISTANet(BlockUnrolled):
+    """ISTA-Net (``plus=False``) or ISTA-Net+ (``plus=True``): ``phases`` untied PGD phases with the
+    learned transform prox, 32 channels, ρ₀ = 0.5, θ₀ = 0.01.
+
+    ``zero_residual=True`` (ISTA-Net+ only) starts :math:`\mathcal G_k` at zero instead of Xavier, so the
+    untrained network is 9 plain gradient steps from Qinit; with a short training budget this
+    converges much faster (31.6 vs 26.9 dB validation PSNR after 50 steps at 25 %).
+    """
+
+    def __init__(self, operator: BlockCompressedSensing, phases: int = 9, plus: bool = True, channels: int = 32,
+                 zero_residual: bool = False):
+        super().__init__(operator, lambda: ISTANetProx(channels, plus=plus, zero_residual=zero_residual),
+                         stages=phases, tied=False, step_size=0.5)
+        self.plus = plus
+
+    def symmetry_loss(self) -> torch.Tensor:
+        r""":math:`\sum_k \operatorname{mean}\big((\tilde{\mathcal F}_k\mathcal F_k(r) - r)^2\big)` of the last forward pass."""
+        terms = [p.symmetry.pow(2).mean() for p in self.proxes if p.symmetry is not None]
+        if not terms:
+            raise RuntimeError("symmetry_loss() needs a forward pass first")
+        return torch.stack(terms).sum()
+
+
+def resnet_unrolled(operator: BlockCompressedSensing, stages: int = 5, channels: int = 128, blocks: int = 1,
+                    tied: bool = True) -> BlockUnrolled:
+    """Unrolled PGD with a shared :class:`ResNetProx` (the recurrent form of Mardani et al.)."""
+    return BlockUnrolled(operator, ResNetProx(channels, blocks), stages=stages, tied=tied, step_size=1.0)
+
+
+def istanet_loss(model: BlockUnrolled, y: torch.Tensor, x: torch.Tensor, gamma: float = 0.01) -> torch.Tensor:
+    r"""The paper's loss: :math:`\operatorname{mean}\|\hat x - x\|^2 + \gamma \sum_k \operatorname{mean}\|\text{sym}_k\|^2`
+    (the second term only for :class:`ISTANet`)."""
+    loss = F.mse_loss(model(y), x)
+    if isinstance(model, ISTANet) and gamma:
+        loss = loss + gamma * model.symmetry_loss()
+    return loss
+
+
+def conv_macs_per_pixel(model: nn.Module) -> int:
+    """Multiply–accumulates per pixel of all 3×3 (stride 1, same padding) convolutions run in one forward pass,
+    counting a tied module once per stage (``model.stages``)."""
+    per_module = sum(m.in_channels * m.out_channels * math.prod(m.kernel_size) // m.groups
+                     for m in model.modules() if isinstance(m, nn.Conv2d))
+    if getattr(model, "tied", False):
+        per_module *= model.stages
+    return per_module

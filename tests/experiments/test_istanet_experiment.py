@@ -1,0 +1,68 @@
+"""The ISTA-Net experiment program: trains, resumes, evaluates on Set11 as the paper does, exports to a zoo."""
+
+import json
+
+import pytest
+import torch
+
+from proxlab.experiments import istanet as exp
+from proxlab.experiments.runner import PROGRAM_EXPERIMENTS, run_program_experiment
+
+
+def test_training_pool_excludes_set11_images():
+    assert "camera" not in exp.TRAIN_IMAGES  # scikit-image's camera is Set11's cameraman
+    assert exp.VAL_IMAGE not in exp.TRAIN_IMAGES
+    pool = exp.training_images()
+    assert all(im.ndim == 4 and im.shape[:2] == (1, 1) and min(im.shape[-2:]) >= 33 for im in pool)
+    assert all(float(im.min()) >= 0 and float(im.max()) <= 1 for im in pool)
+
+
+def test_presets_are_program_experiments():
+    for name in ("istanet-plus-cs25", "istanet-cs10", "resnet-pgd-cs25"):
+        assert PROGRAM_EXPERIMENTS[name] == "proxlab.experiments.istanet"
+        assert name in exp.PRESETS
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="unknown setting"):
+        exp._settings({"stepz": "3"})
+    with pytest.raises(ValueError, match="model must be one of"):
+        exp._settings({"model": "ista"})
+    with pytest.raises(ValueError, match="ratio is a percentage"):
+        exp._settings({"ratio": "0"})
+
+
+def test_run_resume_set11_and_zoo_export(tmp_path, shared_data):
+    out = tmp_path / "run"
+    common = ["batch=4", "val_every=1", "ratio=10", f"set11={shared_data / 'Set11'}", "threads=1"]
+    run_program_experiment("istanet-cs10", out, ["steps=2"] + common, progress=False, echo=False)
+    first = json.loads((out / "results.json").read_text())
+    assert first["steps"] == 2 and first["m"] == 109 and first["parameters"] == 171_090
+    s11 = first["set11"]
+    assert len(s11["per_image"]) == 11
+    assert 5 < s11["mean"]["psnr"] < 40 and 0 < s11["mean"]["ssim"] <= 1
+    assert s11["mean"]["qinit_psnr"] > 15  # the least-squares start is a sane image
+    summary = run_program_experiment("istanet-cs10", out, ["steps=3"] + common, progress=False, echo=False).metrics
+    assert summary["steps"] == 3
+    assert "resumed at step 2" in (out / "run.log").read_text()
+    assert (out / "report.html").read_text().count("<tr>") >= 11
+    entry = exp.export_to_zoo(out, "tiny-istanet", zoo_dir=tmp_path / "zoo")
+    info = json.loads(entry.read_text())
+    assert info["model"] == {"name": "istanet", "options": {"ratio": 109 / 1089, "plus": False}}
+    assert info["test_metrics"]["model"]["mean"]["psnr"] == pytest.approx(summary["set11"]["mean"]["psnr"])
+
+
+def test_init_from_other_ratio_keeps_own_phi(tmp_path):
+    from proxlab.operators import BlockCompressedSensing
+    from proxlab.training import save_model
+    from proxlab.unrolled import ISTANet
+
+    a = ISTANet(BlockCompressedSensing(0.25, seed=1), phases=2, channels=4)
+    save_model(tmp_path / "a.safetensors", a)
+    b = ISTANet(BlockCompressedSensing(0.1, seed=2), phases=2, channels=4)
+    phi = b.operator.phi.clone()
+    exp.load_init(b, str(tmp_path / "a.safetensors"))
+    assert torch.equal(b.operator.phi, phi)
+    torch.testing.assert_close(b.proxes[1].conv1_forward.weight, a.proxes[1].conv1_forward.weight)
+    with pytest.raises(ValueError, match="do not fit"):
+        exp.load_init(ISTANet(BlockCompressedSensing(0.1), phases=2, channels=8), str(tmp_path / "a.safetensors"))

@@ -1,0 +1,143 @@
+"""ISTA-Net / ISTA-Net+ / ResNet-prox PGD: faithful architecture, block independence, positivity, gradients."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from proxlab.operators import BlockCompressedSensing
+from proxlab.registry import build_model
+from proxlab.training import load_model_weights, save_model
+from proxlab.unrolled import ISTANet, ISTANetProx, istanet_loss, resnet_unrolled
+from proxlab.unrolled.istanet import conv_macs_per_pixel, soft_threshold
+
+
+@pytest.fixture(scope="module")
+def op():
+    return BlockCompressedSensing(0.1, seed=3)
+
+
+def test_parameter_counts_match_the_authors_networks(op):
+    # 171,090 (ISTA-Net) and 336,978 (ISTA-Net+) parameters in the authors' 9-phase models.
+    assert sum(p.numel() for p in ISTANet(op, plus=False).parameters()) == 171_090
+    assert sum(p.numel() for p in ISTANet(op, plus=True).parameters()) == 336_978
+
+
+def test_istanet_plus_phase_matches_the_written_out_formula(op):
+    torch.manual_seed(0)
+    prox = ISTANetProx(8, plus=True).train()
+    r = torch.rand(3, 1, 33, 33)
+    out = prox(r, None)
+    w = {n: m.weight for n, m in prox.named_children()}
+    c = lambda x, n: F.conv2d(x, w[n], padding=1)  # noqa: E731
+    x_d = c(r, "conv_D")
+    z = c(F.relu(c(x_d, "conv1_forward")), "conv2_forward")
+    theta = F.softplus(prox.raw_threshold)
+    s = torch.sign(z) * torch.clamp(z.abs() - theta, min=0)
+    expect = r + c(c(F.relu(c(s, "conv1_backward")), "conv2_backward"), "conv_G")
+    torch.testing.assert_close(out, expect)
+    sym = c(F.relu(c(z, "conv1_backward")), "conv2_backward") - x_d
+    torch.testing.assert_close(prox.symmetry, sym)
+
+
+def test_istanet_first_phase_is_a_gradient_step_then_the_prox(op):
+    torch.manual_seed(1)
+    net = ISTANet(op, phases=1, plus=False, channels=4).eval()
+    x = torch.rand(2, 1, 33, 33)
+    y = op(x)
+    rho = float(F.softplus(net.raw_step_size[0].detach()))
+    assert rho == pytest.approx(0.5, rel=1e-6)  # the authors' initial step
+    x0 = op.init(y)
+    r = x0 - rho * op.adjoint(op(x0) - y)
+    with torch.no_grad():
+        torch.testing.assert_close(net(y), net.proxes[0](r, None))
+
+
+def test_blocks_are_reconstructed_independently(op):
+    torch.manual_seed(2)
+    A = op.resized((60, 70))
+    net = ISTANet(op, phases=2, channels=4).eval()
+    x = torch.rand(1, 1, 60, 70)
+    y = A(x)
+    with torch.no_grad():
+        whole = net(y)
+        assert whole.shape == (1, 1, 66, 99)
+        assert net(y, image_size=(60, 70)).shape == (1, 1, 60, 70)
+        for i in range(2):
+            for j in range(3):
+                one = net(y[:, :, i : i + 1, j : j + 1])
+                torch.testing.assert_close(whole[..., 33 * i : 33 * i + 33, 33 * j : 33 * j + 33], one)
+
+
+def test_steps_and_thresholds_stay_positive(op):
+    net = ISTANet(op, phases=3, channels=2)
+    with torch.no_grad():
+        net.raw_step_size.fill_(-50.0)
+        for p in net.proxes:
+            p.raw_threshold.fill_(-50.0)
+    assert bool((net.step_sizes() > 0).all())
+    assert all(float(p.threshold) > 0 for p in net.proxes)
+    assert float(soft_threshold(torch.tensor(0.3), torch.tensor(0.1))) == pytest.approx(0.2)
+
+
+def test_symmetry_loss_sums_the_phases_and_needs_training_mode(op):
+    torch.manual_seed(3)
+    net = ISTANet(op, phases=3, channels=4).train()
+    x = torch.rand(4, 1, 33, 33)
+    loss = istanet_loss(net, op(x), x, gamma=0.01)
+    sym = sum(p.symmetry.pow(2).mean() for p in net.proxes)
+    torch.testing.assert_close(loss, F.mse_loss(net(op(x)), x) + 0.01 * net.symmetry_loss())
+    torch.testing.assert_close(net.symmetry_loss(), sym)
+    net.eval()
+    with torch.no_grad():
+        net(op(x))
+    with pytest.raises(RuntimeError, match="forward pass"):
+        net.symmetry_loss()
+
+
+def test_gradcheck_float64():
+    op = BlockCompressedSensing(0.1, seed=0, block=5).double()
+    torch.manual_seed(4)
+    net = ISTANet(op, phases=2, channels=2).double().train()
+    for mod in (net, resnet_unrolled(op, stages=2, channels=3).double()):
+        y = op(torch.rand(1, 1, 5, 5, dtype=torch.float64)).requires_grad_()
+        assert torch.autograd.gradcheck(lambda v: mod(v), (y,), eps=1e-6, atol=1e-5)
+    # and with respect to the learned step and threshold
+    params = [net.raw_step_size, net.proxes[0].raw_threshold]
+    y = op(torch.rand(2, 1, 5, 5, dtype=torch.float64))
+    loss = istanet_loss(net, y, torch.rand(2, 1, 5, 5, dtype=torch.float64))
+    grads = torch.autograd.grad(loss, params)
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def test_weights_carry_phi_and_qinit(tmp_path):
+    phi = BlockCompressedSensing(0.25, seed=11).phi
+    op = BlockCompressedSensing(None, phi=phi, qinit=torch.randn(1089, phi.shape[0]) * 0.01)
+    net = build_model("istanet", operator=op, plus=False, phases=2)
+    save_model(tmp_path / "w.safetensors", net)
+    fresh = build_model("istanet", ratio=0.25, plus=False, phases=2)  # placeholder Φ (seed 0) and zero Qinit
+    assert not torch.equal(fresh.operator.phi, phi)
+    load_model_weights(tmp_path / "w.safetensors", fresh)
+    assert torch.equal(fresh.operator.phi, phi) and torch.equal(fresh.operator.qinit, op.qinit)
+    # the cached factors of ΦΦᵀ follow the loaded Φ
+    torch.testing.assert_close(fresh.operator._U.abs(), op._U.abs())
+    x = torch.rand(1, 1, 33, 33)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(op(x)), net.eval()(op(x)))
+
+
+def test_conv_macs_count():
+    op = BlockCompressedSensing(0.25)
+    assert conv_macs_per_pixel(ISTANet(op)) == 9 * 9 * (32 + 4 * 32 * 32 + 32)
+    # a tied prox is run once per stage
+    r = resnet_unrolled(op, stages=5, channels=8, blocks=1)
+    assert conv_macs_per_pixel(r) == 5 * 9 * (8 + 2 * 64 + 8)
+
+
+def test_bad_inputs_name_the_argument(op):
+    with pytest.raises(TypeError, match="BlockCompressedSensing"):
+        ISTANet(torch.nn.Identity())
+    net = ISTANet(op, phases=1, channels=2)
+    with pytest.raises(ValueError, match=r"y must have shape \(B, C, Hb, Wb, 109\)"):
+        net(torch.zeros(1, 1, 1, 1, 50))
+    with pytest.raises(ValueError, match="channels"):
+        ISTANetProx(0)
