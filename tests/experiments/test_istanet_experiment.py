@@ -34,7 +34,7 @@ def test_bad_settings_are_named():
 
 def test_run_resume_set11_and_zoo_export(tmp_path, shared_data):
     out = tmp_path / "run"
-    common = ["batch=4", "val_every=1", "ratio=10", f"set11={shared_data / 'Set11'}", "threads=1"]
+    common = ["batch=4", "val_every=1", "ratio=10", "qinit_blocks=3000", f"set11={shared_data / 'Set11'}", "threads=1"]
     run_program_experiment("istanet-cs10", out, ["steps=2"] + common, progress=False, echo=False)
     first = json.loads((out / "results.json").read_text())
     assert first["steps"] == 2 and first["m"] == 109 and first["parameters"] == 171_090

@@ -8,7 +8,7 @@ validation (512 fixed blocks; the weights best on it are kept). Set11 and BSD68 
 for training or tuning.
 
 Φ is read from ``phi=FILE.mat`` (ISTA-Net's ``phi_0_25_1089.mat`` …) or drawn from ``seed``
-(orthonormal Gaussian rows); ``Qinit`` is fitted by least squares on 50,000 training blocks.
+(orthonormal Gaussian rows); ``Qinit`` is fitted by least squares on ``qinit_blocks`` (50,000) training blocks.
 Loss: MSE + ``gamma`` × the symmetry term (ISTA-Net/ISTA-Net+). Adam with a cosine schedule; lr 1e-3
 (the authors: 1e-4 for 278k steps; we have a few thousand). ``zero_g=1`` starts ISTA-Net+'s last
 convolution at zero (see :class:`~proxlab.unrolled.ISTANet`).
@@ -55,7 +55,7 @@ RELEASED_SET11 = {"istanet-plus": {1: 17.45, 4: 21.56, 10: 26.49, 25: 32.44, 30:
 MODELS = ("istanet-plus", "istanet", "resnet-pgd")
 DEFAULTS = {"model": "istanet-plus", "ratio": "25", "phi": "", "steps": "3000", "batch": "64", "lr": "1e-3",
             "gamma": "0.01", "precision": "bf16", "threads": "1", "seed": "0", "init": "", "set11": "",
-            "val_every": "200", "zero_g": "1", "stages": "5", "channels": "128", "blocks": "1"}
+            "val_every": "200", "zero_g": "1", "qinit_blocks": "50000", "stages": "5", "channels": "128", "blocks": "1"}
 PRESETS = {f"{m}-cs{r}": {"model": m, "ratio": str(r)} for m in MODELS for r in (10, 25, 40)}
 
 
@@ -66,7 +66,8 @@ def _settings(over: dict[str, str]) -> dict:
     s = {**DEFAULTS, **over}
     out: dict = {}
     try:
-        for k in ("ratio", "steps", "batch", "threads", "seed", "val_every", "stages", "channels", "blocks", "zero_g"):
+        for k in ("ratio", "steps", "batch", "threads", "seed", "val_every", "stages", "channels", "blocks", "zero_g",
+                  "qinit_blocks"):
             out[k] = int(s[k])
         for k in ("lr", "gamma"):
             out[k] = float(s[k])
@@ -78,7 +79,7 @@ def _settings(over: dict[str, str]) -> dict:
         raise ValueError(f"precision must be bf16 or fp32, got {s['precision']!r}")
     if not 1 <= out["ratio"] <= 50:
         raise ValueError(f"ratio is a percentage in 1..50, got {out['ratio']}")
-    for k in ("steps", "batch", "threads", "val_every", "stages", "channels", "blocks"):
+    for k in ("steps", "batch", "threads", "val_every", "stages", "channels", "blocks", "qinit_blocks"):
         if out[k] < 1:
             raise ValueError(f"{k} must be >= 1, got {out[k]}")
     return {**out, "model": s["model"], "precision": s["precision"], "phi": s["phi"], "init": s["init"],
@@ -107,7 +108,8 @@ def _operator(cfg: dict, pool: list[torch.Tensor]) -> BlockCompressedSensing:
             raise ValueError(f"phi {cfg['phi']} has ratio {op.ratio:.3f}, the setting ratio is {cfg['ratio']} %")
     else:
         op = BlockCompressedSensing(cfg["ratio"] / 100, seed=cfg["seed"])
-    blocks = random_patches(pool, 50_000, 33, seed=7).reshape(50_000, -1)
+    n = cfg["qinit_blocks"]
+    blocks = random_patches(pool, n, 33, seed=7).reshape(n, -1)
     return BlockCompressedSensing(None, phi=op.phi, qinit=fit_qinit(op.phi, blocks))
 
 
@@ -125,7 +127,11 @@ def load_init(model: BlockUnrolled, spec: str) -> None:
     from ..zoo import resolve_weights
 
     state = {k: v for k, v in load_file(str(resolve_weights(spec))).items() if not k.startswith("operator.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        detail = next((ln.strip() for ln in str(err).splitlines() if "size mismatch" in ln), str(err).splitlines()[0])
+        raise ValueError(f"init {spec}: weights do not fit this model ({detail})") from None
     missing = [k for k in missing if not k.startswith("operator.")]
     if missing or unexpected:
         raise ValueError(f"init {spec}: weights do not fit this model (missing {missing[:5]}, unexpected {unexpected[:5]})")
