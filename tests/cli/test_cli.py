@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from proxlab.cli.main import main
 
@@ -193,3 +194,34 @@ def test_reconstruct_with_pnp_and_a_zoo_prior(tmp_path, capsys):
     assert "needs --prior zoo:NAME" in capsys.readouterr().err
     assert main(argv + ["--method", "fista-tv", "--prior", "zoo:lpn-mnist", str(tmp_path / "d.png"), str(tmp_path / "o.png")]) == 2
     assert "--prior is only used by pnp-admm and pnp-pgd" in capsys.readouterr().err
+
+
+def test_reconstruct_with_a_block_cs_zoo_model_uses_its_own_phi(tmp_path, monkeypatch, capsys):
+    import proxlab.zoo as zoo
+    from proxlab.operators import BlockCompressedSensing
+    from proxlab.training import save_model
+    from proxlab.unrolled import ISTANet
+
+    torch.manual_seed(0)
+    op = BlockCompressedSensing(0.25, seed=5)
+    net = ISTANet(BlockCompressedSensing(None, phi=op.phi, qinit=op.phi.T.contiguous()))
+    save_model(tmp_path / "w.safetensors", net)
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+    zoo.add_entry("tiny-ista", tmp_path / "w.safetensors", {
+        "model": {"name": "istanet", "options": {"ratio": op.ratio, "plus": True}},
+        "task": {"name": "cs", "options": {"ratio": round(op.ratio, 4), "noise": 0.0}},
+        "data": {"source": "test"}, "training_command": "-", "test_metrics": {}})
+    out = tmp_path / "r.png"
+    assert main(["reconstruct", "--task", "cs", "--ratio", "0.25", "--method", "zoo:tiny-ista", "--size", "50",
+                 "--threads", "1", "skimage:camera", str(out)]) == 0
+    assert out.is_file() and "PSNR" in capsys.readouterr().out
+    assert main(["reconstruct", "--task", "cs", "--ratio", "0.1", "--method", "zoo:tiny-ista", "skimage:camera",
+                 str(out)]) == 2
+    assert "trained at ratio 0.2498" in capsys.readouterr().err
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--tasks", "cs", "--methods", "init", "--size", "40",
+                 "--threads", "1", "--no-progress"])
+    assert code == 0
+    rows = json.loads((tmp_path / "demo" / "results.json").read_text())["results"]
+    assert {r["task"] for r in rows} == {"cs", "cs (zoo:tiny-ista)"}
+    zoo_row = next(r for r in rows if r["method"] == "zoo:tiny-ista")
+    assert zoo_row["psnr"] > 5

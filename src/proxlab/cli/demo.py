@@ -62,6 +62,7 @@ def run_demo(args) -> int:
     from tqdm.auto import tqdm
 
     from ..zoo import list_zoo, zoo_info
+    from .reconstruct import OWN_OPERATOR, _block_model_measure
 
     zoo = [] if args.no_zoo else list_zoo()
     # One job list: (row label, task, images, methods); zoo models get their own rows on MNIST test digits.
@@ -80,11 +81,18 @@ def run_demo(args) -> int:
                 label = f"{task.name} (MNIST, zoo:{name})"
                 jobs.append((label, task, [f"mnist-test-{i}" for i in range(len(digits))], digits,
                              list(methods) + [f"zoo:{name}"]))
+            elif (task.name in tasks and info["model"]["name"] in OWN_OPERATOR
+                  and abs(task.options["ratio"] - make_task("cs").options["ratio"]) < 0.005):
+                # block-CS models measure with the Φ they carry; the classic methods get the same y
+                names, x = demo_images("cs", args.size)
+                jobs.append((f"cs (zoo:{name})", task, names, x, list(methods) + [f"zoo:{name}"]))
     bar = tqdm(total=sum(len(j[4]) for j in jobs), desc="demo", unit="run", disable=args.no_progress)
     rows, panels = [], {}
     t_start = time.perf_counter()
     for label, task, names, x, job_methods in jobs:
-        A, y = task.measure(x)
+        own = next((m[4:] for m in job_methods if m.startswith("zoo:") and m[4:] in zoo
+                    and zoo_info(m[4:])["model"]["name"] in OWN_OPERATOR), None)
+        A, y = _block_model_measure(own, task, x)[1:] if own else task.measure(x)
         panels[label] = {"truth": x[:1], "measurement": measurement_image(A, y[:1], tuple(x[:1].shape))}
         for method in job_methods:
             bar.set_postfix_str(f"{label}/{method}")

@@ -36,14 +36,11 @@ def run_reconstruct(args) -> int:
     x = load_input(args.input, size=args.size)
     block_model = zoo and info["model"]["name"] in OWN_OPERATOR
     if block_model:
-        model, A, y = _block_model_measure(args.method[4:], task, x)
+        _, A, y = _block_model_measure(args.method[4:], task, x)
     else:
         A, y = task.measure(x)
     t0 = time.perf_counter()
-    if block_model:
-        with torch.no_grad():
-            rec = model(y, image_size=x.shape[-2:]).clamp(0, 1)
-    elif zoo:
+    if zoo:
         rec = zoo_reconstruct(args.method[4:], A, y).clamp(0, 1)
     else:
         from ..experiments.methods import PNP_DEFAULTS
@@ -101,6 +98,8 @@ def zoo_reconstruct(name: str, A, y: torch.Tensor) -> torch.Tensor:
 
     model, info = load_zoo_model(name, operator=A)
     with torch.no_grad():
+        if info["model"]["name"] in OWN_OPERATOR:  # y must come from the model's own Φ (_block_model_measure)
+            return model(y, image_size=A.image_size)
         return model(y) if hasattr(model, "operator") else model(A.init(y))
 
 

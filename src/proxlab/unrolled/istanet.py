@@ -144,7 +144,7 @@ class BlockUnrolled(Unrolled):
 
 
 class ISTANet(BlockUnrolled):
-    """ISTA-Net (``plus=False``) or ISTA-Net+ (``plus=True``): ``phases`` untied PGD phases with the
+    r"""ISTA-Net (``plus=False``) or ISTA-Net+ (``plus=True``): ``phases`` untied PGD phases with the
     learned transform prox, 32 channels, ρ₀ = 0.5, θ₀ = 0.01.
 
     ``zero_residual=True`` (ISTA-Net+ only) starts :math:`\mathcal G_k` at zero instead of Xavier, so the
