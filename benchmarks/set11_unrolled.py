@@ -5,7 +5,7 @@ Protocol (ISTA-Net's test script): grey images, zero-padded to multiples of 33, 
 clipped to [0, 1], PSNR on the 0–255 scale without rounding, SSIM by scikit-image with data_range 255.
 Every zoo model carries the Φ it was trained with (ISTA-Net's shared ``phi_0_R_1089.mat``); the
 classic rows come from ``benchmarks/results/set11_block_cs.json`` (``set11_block_cs.py``, same Φ
-files). Writes ``benchmarks/results/set11_unrolled.json`` and ``set11_unrolled.png``.
+files). Writes ``benchmarks/results/set11_unrolled.{json,md,png}``.
 
     python benchmarks/set11_unrolled.py [--data ../shared/data] [--threads 2]
 """
@@ -56,8 +56,11 @@ def main() -> None:
     print(f"\nSet11, PSNR (dB) / SSIM; {a.threads} thread(s)")
     print(f"{'method':34s}" + "".join(f"{str(r) + ' %':>18s}" for r in RATIOS))
 
+    md = ["| method | " + " | ".join(f"{r} %" for r in RATIOS) + " |", "|---|" + "---|" * len(RATIOS)]
+
     def row(label, cells):
         print(f"{label:34s}" + "".join(f"{c:>18s}" for c in cells))
+        md.append(f"| {label} | " + " | ".join(cells) + " |")
 
     for model in MODELS:
         if model in table:
@@ -76,6 +79,7 @@ def main() -> None:
     out = {"table": table, "paper": PAPER_SET11, "released_weights": RELEASED_SET11, "classic": classic}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "set11_unrolled.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / "set11_unrolled.md").write_text("\n".join(md) + "\n")
     if recs:
         _figure(recs)
     print(f"\nwrote {RESULTS / 'set11_unrolled.json'}")

@@ -56,3 +56,32 @@ def test_lpn_ellipses_denoises_whole_phantoms():
     with torch.no_grad():
         out = model(y).clamp(0, 1)
     assert float(psnr(out, x).mean()) > float(psnr(y.clamp(0, 1), x).mean()) + 5
+
+
+BLOCK_CS_MODELS = [n for n in list_zoo() if zoo_info(n)["model"]["name"] in ("istanet", "resnet-pgd")]
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n.endswith("cs25") else pytest.mark.slow)
+                                  for n in BLOCK_CS_MODELS])
+def test_block_cs_models_reproduce_their_set11_psnr(name, shared_data):
+    from proxlab.experiments.istanet import evaluate_set11
+
+    model, info = load_zoo_model(name)
+    res = evaluate_set11(model, shared_data / "Set11")["mean"]
+    recorded = info["test_metrics"]["model"]["mean"]
+    assert res["psnr"] == pytest.approx(recorded["psnr"], abs=0.01)
+    assert res["ssim"] == pytest.approx(recorded["ssim"], abs=1e-4)
+    assert res["psnr"] > info["test_metrics"]["baselines"]["qinit"]["mean"]["psnr"] + 2
+
+
+def test_istanet_plus_beats_istanet_beats_tv_at_25_percent():
+    names = {"istanet-plus-cs25", "istanet-cs25"}
+    if not names <= set(list_zoo()):
+        pytest.skip("block-CS zoo models not shipped")
+    plus, plain = (zoo_info(n)["test_metrics"]["model"]["mean"]["psnr"] for n in sorted(names, reverse=True))
+    import json
+    from pathlib import Path
+
+    classic = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "set11_block_cs.json").read_text())
+    tv_fista_25 = classic["results"]["25"]["mean"]["psnr_tv"]  # the best classic method on Set11 at 25 %
+    assert plus >= plain > tv_fista_25
