@@ -196,6 +196,7 @@ def export_to_zoo(run_dir: str | Path, name: str | None = None, zoo_dir: str | P
                          "baselines": {"qinit": {"mean": {"psnr": m["qinit_psnr"]}}},
                          "paper_psnr": summary["paper_set11"], "released_weights_psnr": summary["released_set11"]},
         "seconds_per_image": m["seconds"],
+        "training_seconds": summary["train_seconds_this_process"],
     }
     return add_entry(name, run_dir / "model.safetensors", info, zoo_dir=zoo_dir)
 
