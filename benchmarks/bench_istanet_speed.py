@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from proxlab import metrics
 from proxlab.data import skimage_image
 from proxlab.registry import build_model
 from proxlab.unrolled.istanet import conv_macs_per_pixel
@@ -65,7 +66,7 @@ def model_flops(model, H: int, W: int) -> float:
 
 
 def psnr(a, b) -> float:
-    return float(10 * torch.log10(1 / ((a.double() - b.double()) ** 2).mean()))
+    return float(metrics.psnr(a.double(), b.double()))
 
 
 def main() -> None:

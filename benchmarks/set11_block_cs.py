@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from proxlab.data import load_set11, skimage_image
+from proxlab.experiments.istanet import set11_scores
 from proxlab.operators import BlockCompressedSensing
 from proxlab.priors.classic import TV
 from proxlab.solvers import fista
@@ -28,14 +29,11 @@ LAMBDAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
 
 
 def psnr255(rec: torch.Tensor, x: torch.Tensor) -> float:
-    mse = float(((rec.double() - x.double()) * 255).pow(2).mean())
-    return 10 * torch.log10(torch.tensor(255.0**2 / mse)).item()
+    return set11_scores(rec, x)[0]
 
 
 def ssim255(rec: torch.Tensor, x: torch.Tensor) -> float:
-    from skimage.metrics import structural_similarity
-
-    return float(structural_similarity(rec[0, 0].double().numpy() * 255, x[0, 0].double().numpy() * 255, data_range=255))
+    return set11_scores(rec, x)[1]
 
 
 def tv_fista(op: BlockCompressedSensing, x: torch.Tensor, lam: float, iters: int) -> tuple[torch.Tensor, torch.Tensor]:

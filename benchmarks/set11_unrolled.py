@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from proxlab.experiments.istanet import PAPER_SET11, RELEASED_SET11, evaluate_set11
+from proxlab.experiments.istanet import PAPER_SET11, RELEASED_SET11, evaluate_set11, set11_scores
 from proxlab.zoo import list_zoo, load_zoo_model
 
 RATIOS = (10, 25, 40)
@@ -97,9 +97,8 @@ def _figure(recs: dict) -> None:
     axes[0].set_title(f"{image} (ground truth)", fontsize=9)
     for ax, n in zip(axes[1:], names):
         rec = recs[n][image][1]
-        mse = float(((rec.double() - x.double()) ** 2).mean())
         ax.imshow(rec[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"{n}: {10 * torch.log10(torch.tensor(1 / mse)):.2f} dB", fontsize=9)
+        ax.set_title(f"{n}: {set11_scores(rec, x)[0]:.2f} dB", fontsize=9)
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()

@@ -141,3 +141,13 @@ def test_bad_inputs_name_the_argument(op):
         net(torch.zeros(1, 1, 1, 1, 50))
     with pytest.raises(ValueError, match="channels"):
         ISTANetProx(0)
+
+
+def test_loading_a_matrix_refreshes_cached_factors(tmp_path):
+    from proxlab.operators import CompressedSensing
+
+    a, b = CompressedSensing(20, 30, seed=1), CompressedSensing(20, 30, seed=2)
+    b.load_state_dict(a.state_dict())
+    v = torch.randn(2, 30)
+    torch.testing.assert_close(b.solve_normal(v, 0.3), a.solve_normal(v, 0.3))
+    assert b.norm() == pytest.approx(a.norm())

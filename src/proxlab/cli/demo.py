@@ -62,14 +62,15 @@ def run_demo(args) -> int:
     from tqdm.auto import tqdm
 
     from ..zoo import list_zoo, zoo_info
-    from .reconstruct import OWN_OPERATOR, _block_model_measure
+    from ..models import CARRIES_OPERATOR
+    from .reconstruct import measure_with_own_operator
 
     zoo = [] if args.no_zoo else list_zoo()
-    # One job list: (row label, task, images, methods); zoo models get their own rows on MNIST test digits.
+    # One job list: (row label, task, images, methods, model measuring with its own operator or None); zoo models get their own rows on MNIST test digits.
     jobs = []
     for task_name in tasks:
         names, x = demo_images(task_name, args.size)
-        jobs.append((task_name, make_task(task_name), names, x, list(methods)))
+        jobs.append((task_name, make_task(task_name), names, x, list(methods), None))
     if zoo:
         from ..data import mnist5k
 
@@ -80,19 +81,21 @@ def run_demo(args) -> int:
             if task.name in tasks and info["data"].get("source") == "mnist5k":
                 label = f"{task.name} (MNIST, zoo:{name})"
                 jobs.append((label, task, [f"mnist-test-{i}" for i in range(len(digits))], digits,
-                             list(methods) + [f"zoo:{name}"]))
-            elif (task.name in tasks and info["model"]["name"] in OWN_OPERATOR
+                             list(methods) + [f"zoo:{name}"], None))
+            elif (task.name in tasks and info["model"]["name"] in CARRIES_OPERATOR
                   and abs(task.options["ratio"] - make_task("cs").options["ratio"]) < 0.005):
                 # block-CS models measure with the Φ they carry; the classic methods get the same y
                 names, x = demo_images("cs", args.size)
-                jobs.append((f"cs (zoo:{name})", task, names, x, list(methods) + [f"zoo:{name}"]))
+                jobs.append((f"cs (zoo:{name})", task, names, x, list(methods) + [f"zoo:{name}"], name))
     bar = tqdm(total=sum(len(j[4]) for j in jobs), desc="demo", unit="run", disable=args.no_progress)
     rows, panels = [], {}
     t_start = time.perf_counter()
-    for label, task, names, x, job_methods in jobs:
-        own = next((m[4:] for m in job_methods if m.startswith("zoo:") and m[4:] in zoo
-                    and zoo_info(m[4:])["model"]["name"] in OWN_OPERATOR), None)
-        A, y = _block_model_measure(own, task, x)[1:] if own else task.measure(x)
+    for label, task, names, x, job_methods, own in jobs:  # own: a zoo model that carries its operator
+        loaded = {}
+        if own:
+            loaded[own], A, y = measure_with_own_operator(own, task, x)
+        else:
+            A, y = task.measure(x)
         panels[label] = {"truth": x[:1], "measurement": measurement_image(A, y[:1], tuple(x[:1].shape))}
         for method in job_methods:
             bar.set_postfix_str(f"{label}/{method}")
@@ -100,7 +103,7 @@ def run_demo(args) -> int:
             if method.startswith("zoo:"):
                 from .reconstruct import zoo_reconstruct
 
-                rec = zoo_reconstruct(method[4:], A, y).clamp(0, 1)
+                rec = zoo_reconstruct(method[4:], A, y, model=loaded.get(method[4:])).clamp(0, 1)
             else:
                 rec = reconstruct(method, A, y, task, max_iter=args.iters).clamp(0, 1)
             elapsed = time.perf_counter() - t0

@@ -9,6 +9,7 @@ import torch
 
 def run_reconstruct(args) -> int:
     from ..experiments.methods import get_method, reconstruct
+    from ..models import CARRIES_OPERATOR
     from ..metrics import psnr, ssim
     from ..experiments.figures import load_input, save_png
 
@@ -34,14 +35,14 @@ def run_reconstruct(args) -> int:
     prior = _load_prior(args.prior) if args.prior else None
     task = _task_from_args(args)
     x = load_input(args.input, size=args.size)
-    block_model = zoo and info["model"]["name"] in OWN_OPERATOR
-    if block_model:
-        _, A, y = _block_model_measure(args.method[4:], task, x)
+    model = None
+    if zoo and info["model"]["name"] in CARRIES_OPERATOR:
+        model, A, y = measure_with_own_operator(args.method[4:], task, x)
     else:
         A, y = task.measure(x)
     t0 = time.perf_counter()
     if zoo:
-        rec = zoo_reconstruct(args.method[4:], A, y).clamp(0, 1)
+        rec = zoo_reconstruct(args.method[4:], A, y, model=model).clamp(0, 1)
     else:
         from ..experiments.methods import PNP_DEFAULTS
 
@@ -71,11 +72,7 @@ def _task_from_args(args):
     return make_task(args.task, seed=args.seed, **{k: given[k] for k in allowed})
 
 
-# Zoo models that carry their own forward operator (block CS: Φ and Qinit are part of the weights).
-OWN_OPERATOR = {"istanet", "resnet-pgd"}
-
-
-def _block_model_measure(name: str, task, x: torch.Tensor):
+def measure_with_own_operator(name: str, task, x: torch.Tensor):
     """Measure ``x`` with the zoo model's own Φ (the task's ratio must match it); returns ``(model, A, y)``."""
     from ..operators import Measurement
     from ..zoo import load_zoo_model
@@ -92,13 +89,17 @@ def _block_model_measure(name: str, task, x: torch.Tensor):
     return model, A, y
 
 
-def zoo_reconstruct(name: str, A, y: torch.Tensor) -> torch.Tensor:
-    """Apply zoo model ``name``: unrolled models use the operator ``A``, denoisers act on ``A.init(y)``."""
-    from ..zoo import load_zoo_model
+def zoo_reconstruct(name: str, A, y: torch.Tensor, model: torch.nn.Module | None = None) -> torch.Tensor:
+    """Apply zoo model ``name`` (or its already loaded ``model``): unrolled models use the operator ``A``,
+    denoisers act on ``A.init(y)``; models that carry their operator need ``y`` from
+    :func:`measure_with_own_operator`."""
+    from ..models import CARRIES_OPERATOR
+    from ..zoo import load_zoo_model, zoo_info
 
-    model, info = load_zoo_model(name, operator=A)
+    if model is None:
+        model, _ = load_zoo_model(name, operator=A)
     with torch.no_grad():
-        if info["model"]["name"] in OWN_OPERATOR:  # y must come from the model's own Φ (_block_model_measure)
+        if zoo_info(name)["model"]["name"] in CARRIES_OPERATOR:
             return model(y, image_size=A.image_size)
         return model(y) if hasattr(model, "operator") else model(A.init(y))
 

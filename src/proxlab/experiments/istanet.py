@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import time
 from pathlib import Path
 
@@ -35,11 +34,12 @@ import torch
 
 from ..data import augment_dihedral, random_patches, skimage_image
 from ..data._common import resize
+from ..metrics import psnr
 from ..operators import BlockCompressedSensing, fit_qinit
 from ..unrolled.istanet import BlockUnrolled, ISTANet, conv_macs_per_pixel, istanet_loss, resnet_unrolled
 
 __all__ = ["run", "PRESETS", "TRAIN_IMAGES", "VAL_IMAGE", "PAPER_SET11", "RELEASED_SET11", "training_images",
-           "build", "evaluate_set11", "load_init", "export_to_zoo"]
+           "build", "evaluate_set11", "set11_scores", "load_init", "export_to_zoo"]
 
 #: scikit-image photographs used for training (``camera`` = Set11's cameraman is excluded).
 TRAIN_IMAGES = ("astronaut", "brick", "clock", "coffee", "coins", "grass", "gravel", "hubble_deep_field",
@@ -137,16 +137,23 @@ def load_init(model: BlockUnrolled, spec: str) -> None:
         raise ValueError(f"init {spec}: weights do not fit this model (missing {missing[:5]}, unexpected {unexpected[:5]})")
 
 
-def _psnr255(rec: torch.Tensor, x: torch.Tensor) -> float:
-    mse = float(((rec.double() - x.double()) * 255).pow(2).mean())
-    return 10 * math.log10(255.0**2 / mse)
+def _psnr(rec: torch.Tensor, x: torch.Tensor) -> float:
+    """PSNR of the whole tensor (float64); the same value as on the 0–255 scale with peak 255."""
+    return float(psnr(rec.double().reshape(1, 1, 1, -1), x.double().reshape(1, 1, 1, -1)))
+
+
+def set11_scores(rec: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
+    """ISTA-Net's test-script scores of one grey image ``(1, 1, H, W)`` in [0, 1]: PSNR on the 0–255 scale (no
+    rounding) and scikit-image SSIM of the 0–255 images with ``data_range=255``."""
+    from skimage.metrics import structural_similarity
+
+    ssim = structural_similarity(rec[0, 0].double().numpy() * 255, x[0, 0].double().numpy() * 255, data_range=255)
+    return _psnr(rec, x), float(ssim)
 
 
 def evaluate_set11(model: BlockUnrolled, root: str | Path) -> dict:
     """Set11 as in ISTA-Net's test script: grey, zero-padded to multiples of 33, output clipped to [0, 1],
     PSNR on the 0–255 scale (no rounding), SSIM by scikit-image with ``data_range=255``; timing per image."""
-    from skimage.metrics import structural_similarity
-
     from ..data import load_set11
 
     model.eval()
@@ -159,8 +166,8 @@ def evaluate_set11(model: BlockUnrolled, root: str | Path) -> dict:
             rec = model(y, image_size=x.shape[-2:]).clamp(0, 1)
             dt = time.perf_counter() - t0
             x0 = A.init(y).clamp(0, 1)
-        ssim = structural_similarity(rec[0, 0].double().numpy() * 255, x[0, 0].double().numpy() * 255, data_range=255)
-        per[name] = {"psnr": _psnr255(rec, x), "ssim": float(ssim), "seconds": dt, "qinit_psnr": _psnr255(x0, x)}
+        p, ssim = set11_scores(rec, x)
+        per[name] = {"psnr": p, "ssim": ssim, "seconds": dt, "qinit_psnr": _psnr(x0, x)}
         recs[name] = (x, rec)
     mean = {k: sum(v[k] for v in per.values()) / len(per) for k in ("psnr", "ssim", "seconds", "qinit_psnr")}
     return {"mean": mean, "per_image": per, "_recs": recs}
@@ -229,7 +236,7 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
     def validate(net):
         with torch.no_grad():
             rec = net(val_y).clamp(0, 1)
-        return {"psnr": _psnr255(rec, val_x), "loss": float(((rec - val_x) ** 2).mean())}
+        return {"psnr": _psnr(rec, val_x), "loss": float(((rec - val_x) ** 2).mean())}
 
     trainer = Trainer(model, loss_fn, torch.zeros(cfg["batch"]), validate=validate, steps=cfg["steps"],
                       batch_size=cfg["batch"], lr=cfg["lr"], schedule="cosine", val_every=cfg["val_every"],
@@ -278,7 +285,7 @@ def _figure(recs: dict, path: Path) -> bytes:
         axes[0, j].imshow(x[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
         axes[0, j].set_title(n, fontsize=9)
         axes[1, j].imshow(rec[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-        axes[1, j].set_title(f"{_psnr255(rec, x):.2f} dB", fontsize=9)
+        axes[1, j].set_title(f"{_psnr(rec, x):.2f} dB", fontsize=9)
         for a in axes[:, j]:
             a.axis("off")
     fig.tight_layout()

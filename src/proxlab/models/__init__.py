@@ -50,7 +50,8 @@ def _block_operator(operator, ratio: float):
     if operator is not None:
         return operator
     op = BlockCompressedSensing(ratio)
-    return BlockCompressedSensing(None, phi=op.phi, qinit=torch.zeros(op.phi.shape[1], op.m))
+    op.qinit = torch.zeros(op.phi.shape[1], op.m)  # the registered (None) buffer, so loading can fill it
+    return op
 
 
 @register_model("istanet")
@@ -68,6 +69,8 @@ def resnet_pgd(operator=None, ratio: float = 0.25, stages: int = 5, channels: in
 
 # Models that need the task's forward operator as their ``operator`` argument.
 NEEDS_OPERATOR = {"unrolled"}
+# Models whose weights include their forward operator (block CS: Φ and Qinit); data for them is measured with it.
+CARRIES_OPERATOR = {"istanet", "resnet-pgd"}
 
 __all__ = ["DnCNN", "LPNConv", "LPNFullyConnected", "LPNFullyConvolutional", "unrolled", "istanet", "resnet_pgd",
-           "NEEDS_OPERATOR"]
+           "NEEDS_OPERATOR", "CARRIES_OPERATOR"]

@@ -99,6 +99,12 @@ class CompressedSensing(LinearOperator):
         self.register_buffer("_lam", lam, persistent=False)
         self.register_buffer("_U", U, persistent=False)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a loaded matrix invalidates the cached factors of AAᵀ: recompute them
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        lam, U = _woodbury_factors(self.matrix)
+        self._lam, self._U = lam.to(self._lam), U.to(self._U)
+
     @property
     def m(self) -> int:
         return self.matrix.shape[0]
