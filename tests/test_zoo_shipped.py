@@ -75,16 +75,17 @@ def test_block_cs_models_reproduce_their_set11_psnr(name, shared_data):
         assert res["psnr"] > info["test_metrics"]["baselines"]["qinit"]["mean"]["psnr"] + 2
 
 
-def test_istanet_plus_beats_istanet_and_tv_at_25_percent():
-    # The paper's order ISTA-Net+ >= ISTA-Net > TV holds for ISTA-Net+; our budget-limited ISTA-Net (Xavier
-    # initialisation, 4,500 steps) stays below TV-FISTA (README, "Block compressed sensing, learned").
+@pytest.mark.parametrize("ratio", [10, 25, 40])
+def test_paper_order_istanet_plus_istanet_tv(ratio):
+    # The paper's order on Set11: ISTA-Net+ >= ISTA-Net > the best classic method (TV-FISTA here). The recorded
+    # PSNRs are checked against a fresh evaluation by test_block_cs_models_reproduce_their_set11_psnr.
     import json
     from pathlib import Path
 
-    names = {"istanet-plus-cs25", "istanet-cs25"}
-    if not names <= set(list_zoo()):
-        pytest.skip("block-CS zoo models not shipped")
-    plus, plain = (zoo_info(n)["test_metrics"]["model"]["mean"]["psnr"] for n in sorted(names, reverse=True))
+    names = (f"istanet-plus-cs{ratio}", f"istanet-cs{ratio}")
+    if not set(names) <= set(list_zoo()):
+        pytest.skip(f"{names} not both shipped")
+    plus, plain = (zoo_info(n)["test_metrics"]["model"]["mean"]["psnr"] for n in names)
     classic = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "set11_block_cs.json").read_text())
-    tv_fista_25 = classic["results"]["25"]["mean"]["psnr_tv"]  # the best classic method on Set11 at 25 %
-    assert plus > plain and plus > tv_fista_25 + 1.5
+    tv_fista = classic["results"][str(ratio)]["mean"]["psnr_tv"]  # the best classic method on Set11
+    assert plus >= plain > tv_fista

@@ -66,3 +66,29 @@ def test_init_from_other_ratio_keeps_own_phi(tmp_path):
     torch.testing.assert_close(b.proxes[1].conv1_forward.weight, a.proxes[1].conv1_forward.weight)
     with pytest.raises(ValueError, match="do not fit"):
         exp.load_init(ISTANet(BlockCompressedSensing(0.1), phases=2, channels=8), str(tmp_path / "a.safetensors"))
+
+
+def test_speed_and_warmup_settings_are_checked():
+    cfg = exp._settings({"warmup": "50", "compile": "1", "channels_last": "1", "identity": "1"})
+    assert (cfg["warmup"], cfg["compile"], cfg["channels_last"], cfg["identity"]) == (50, 1, 1, 1)
+    with pytest.raises(ValueError, match="warmup must be >= 0"):
+        exp._settings({"warmup": "-1"})
+    with pytest.raises(ValueError, match="compile must be 0 or 1"):
+        exp._settings({"compile": "2"})
+    net = exp.build(exp._settings({"model": "istanet", "identity": "1"}),
+                    __import__("proxlab.operators", fromlist=["x"]).BlockCompressedSensing(0.1, seed=0))
+    assert float(net.proxes[0].conv2_backward.weight.abs().sum()) == 2.0  # the split-identity start
+
+
+def test_channels_last_warmup_run_saves_contiguous_weights(tmp_path):
+    out = tmp_path / "cl"
+    run_program_experiment("istanet-plus-cs10", out, ["steps=2", "batch=2", "val_every=1", "qinit_blocks=2000",
+                                                      "threads=1", "channels_last=1", "warmup=2"],
+                           progress=False, echo=False)
+    from safetensors.torch import load_file
+
+    w = load_file(str(out / "model.safetensors"))
+    assert all(t.is_contiguous() for t in w.values())
+    log = [json.loads(line) for line in (out / "checkpoints" / "log.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in log if "lr" in r]
+    assert lrs and lrs[0] < 1e-3  # the first step is inside the warm-up

@@ -151,3 +151,43 @@ def test_loading_a_matrix_refreshes_cached_factors(tmp_path):
     v = torch.randn(2, 30)
     torch.testing.assert_close(b.solve_normal(v, 0.3), a.solve_normal(v, 0.3))
     assert b.norm() == pytest.approx(a.norm())
+
+
+def test_plain_istanet_split_identity_start_is_soft_thresholding(op):
+    torch.manual_seed(5)
+    prox = ISTANetProx(8, plus=False, zero_residual=True).double().train()
+    v = torch.randn(3, 1, 33, 33, dtype=torch.float64)
+    torch.testing.assert_close(prox(v), soft_threshold(v, prox.threshold))
+    assert float(prox.symmetry.abs().max()) == 0.0  # an exact left inverse to start with
+    # every weight still receives a gradient path: the unused channels are Xavier, not zero (but the output's)
+    assert float(prox.conv2_forward.weight[2:].abs().sum()) > 0
+    dop = BlockCompressedSensing(0.1, seed=3).double()
+    net = ISTANet(dop, phases=2, plus=False, channels=4, zero_residual=True).double().eval()
+    x = torch.rand(2, 1, 33, 33, dtype=torch.float64)
+    y = dop(x)
+    rhos = F.softplus(net.raw_step_size.detach())
+    ref = dop.init(y)
+    for k in range(2):
+        r = ref - rhos[k] * dop.adjoint(dop(ref) - y)
+        ref = soft_threshold(r, net.proxes[k].threshold)
+    with torch.no_grad():
+        torch.testing.assert_close(net(y), ref)
+    with pytest.raises(ValueError, match="channels >= 2"):
+        ISTANetProx(1, plus=False, zero_residual=True)
+
+
+def test_loss_with_a_separate_forward_reads_symmetry_from_the_model(op):
+    torch.manual_seed(6)
+    net = ISTANet(op, phases=2, plus=True, channels=4).train()
+    x = torch.rand(2, 1, 33, 33)
+    y = op(x)
+    calls = []
+
+    def fwd(yy):
+        calls.append(1)
+        return net(yy)
+
+    a = istanet_loss(net, y, x, gamma=0.5, forward=fwd)
+    b = istanet_loss(net, y, x, gamma=0.5)
+    assert calls == [1]
+    torch.testing.assert_close(a, b)

@@ -10,14 +10,19 @@ for training or tuning.
 Φ is read from ``phi=FILE.mat`` (ISTA-Net's ``phi_0_25_1089.mat`` …) or drawn from ``seed``
 (orthonormal Gaussian rows); ``Qinit`` is fitted by least squares on ``qinit_blocks`` (50,000) training blocks.
 Loss: MSE + ``gamma`` × the symmetry term (ISTA-Net/ISTA-Net+). Adam with a cosine schedule; lr 1e-3
-(the authors: 1e-4 for 278k steps; we have a few thousand). ``zero_g=1`` starts ISTA-Net+'s last
-convolution at zero (see :class:`~proxlab.unrolled.ISTANet`).
+(the authors: 1e-4 for 278k steps; we have a few thousand). ``zero_g=1`` (default) starts ISTA-Net+'s last
+convolution at zero and ``identity=1`` (default 0) starts plain ISTA-Net's phases as soft-thresholding through
+a split-identity transform (see :class:`~proxlab.unrolled.ISTANet`).
 ``init=zoo:NAME`` or ``init=FILE.safetensors`` starts from another ratio's weights (all but Φ/Qinit).
 
 Settings (``--set key=value``): ``model`` (istanet-plus | istanet | resnet-pgd), ``ratio`` (percent),
 ``phi``, ``steps``, ``batch``, ``lr``, ``gamma``, ``precision`` (bf16 | fp32: autocast for training only;
 evaluation is fp32), ``threads``, ``seed``, ``init``, ``set11`` (a Set11 folder: evaluated at the end
-exactly as the paper does), ``val_every``, ``stages``/``channels``/``blocks`` (resnet-pgd).
+exactly as the paper does), ``val_every``, ``stages``/``channels``/``blocks`` (resnet-pgd), ``warmup`` (linear
+learning-rate warm-up steps before the cosine decay: a fresh Adam state on trained weights otherwise moves
+every parameter by ~lr in its first steps, which wrecks a warm start), ``channels_last`` and ``compile``
+(0/1: train in channels-last memory format / with a ``torch.compile``'d forward; the weights are the same
+module either way, evaluation runs uncompiled).
 A folder with checkpoints resumes where it stopped. Writes ``model.safetensors``, ``results.json``,
 ``report.html`` and, with ``set11``, ``set11.png``.
 """
@@ -55,7 +60,8 @@ RELEASED_SET11 = {"istanet-plus": {1: 17.45, 4: 21.56, 10: 26.49, 25: 32.44, 30:
 MODELS = ("istanet-plus", "istanet", "resnet-pgd")
 DEFAULTS = {"model": "istanet-plus", "ratio": "25", "phi": "", "steps": "3000", "batch": "64", "lr": "1e-3",
             "gamma": "0.01", "precision": "bf16", "threads": "1", "seed": "0", "init": "", "set11": "",
-            "val_every": "200", "zero_g": "1", "qinit_blocks": "50000", "stages": "5", "channels": "128", "blocks": "1"}
+            "val_every": "200", "zero_g": "1", "qinit_blocks": "50000", "stages": "5", "channels": "128", "blocks": "1",
+            "warmup": "0", "channels_last": "0", "compile": "0", "identity": "0"}
 PRESETS = {f"{m}-cs{r}": {"model": m, "ratio": str(r)} for m in MODELS for r in (10, 25, 40)}
 
 
@@ -67,7 +73,7 @@ def _settings(over: dict[str, str]) -> dict:
     out: dict = {}
     try:
         for k in ("ratio", "steps", "batch", "threads", "seed", "val_every", "stages", "channels", "blocks", "zero_g",
-                  "qinit_blocks"):
+                  "qinit_blocks", "warmup", "channels_last", "compile", "identity"):
             out[k] = int(s[k])
         for k in ("lr", "gamma"):
             out[k] = float(s[k])
@@ -77,6 +83,11 @@ def _settings(over: dict[str, str]) -> dict:
         raise ValueError(f"model must be one of {list(MODELS)}, got {s['model']!r}")
     if s["precision"] not in ("bf16", "fp32"):
         raise ValueError(f"precision must be bf16 or fp32, got {s['precision']!r}")
+    if out["warmup"] < 0:
+        raise ValueError(f"warmup must be >= 0 steps, got {out['warmup']}")
+    for k in ("channels_last", "compile", "identity", "zero_g"):
+        if out[k] not in (0, 1):
+            raise ValueError(f"{k} must be 0 or 1, got {out[k]}")
     if not 1 <= out["ratio"] <= 50:
         raise ValueError(f"ratio is a percentage in 1..50, got {out['ratio']}")
     for k in ("steps", "batch", "threads", "val_every", "stages", "channels", "blocks", "qinit_blocks"):
@@ -117,7 +128,7 @@ def build(cfg: dict, op: BlockCompressedSensing) -> BlockUnrolled:
     if cfg["model"] == "resnet-pgd":
         return resnet_unrolled(op, stages=cfg["stages"], channels=cfg["channels"], blocks=cfg["blocks"])
     plus = cfg["model"] == "istanet-plus"
-    return ISTANet(op, phases=9, plus=plus, zero_residual=plus and bool(cfg["zero_g"]))
+    return ISTANet(op, phases=9, plus=plus, zero_residual=bool(cfg["zero_g"] if plus else cfg["identity"]))
 
 
 def load_init(model: BlockUnrolled, spec: str) -> None:
@@ -190,7 +201,7 @@ def export_to_zoo(run_dir: str | Path, name: str | None = None, zoo_dir: str | P
     else:
         model = {"name": "istanet", "options": {"ratio": ratio, "plus": cfg["model"] == "istanet-plus"}}
     m = summary["set11"]["mean"]
-    sets = " ".join(f"--set {k}={v}" for k, v in cfg.items() if k in ("steps", "init", "lr", "phi") and v != "")
+    sets = " ".join(f"--set {k}={v}" for k, v in cfg.items() if k in ("steps", "init", "lr", "phi", "warmup", "identity") and v not in ("", 0))
     info = {
         "description": f"{cfg['model']} for 33x33 block CS at {cfg['ratio']} % (m = {summary['m']}); carries its "
                        f"Phi and Qinit. Trained {summary['steps']} steps on blocks of scikit-image / PyWavelets images.",
@@ -224,6 +235,9 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
         load_init(model, cfg["init"])
     n_params = sum(p.numel() for p in model.parameters())
     log(f"{cfg['model']} at {cfg['ratio']} % (m = {op.m}): {n_params:,} parameters, {len(pool)} training images")
+    if cfg["channels_last"]:
+        model.to(memory_format=torch.channels_last)
+    fwd = torch.compile(model) if cfg["compile"] else model
     val_x = random_patches(skimage_image(VAL_IMAGE, grey=True), 512, 33, seed=1234)
     val_y = op(val_x)
 
@@ -231,7 +245,9 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
         seed = int(torch.randint(2**31 - 1, (1,), generator=ctx.generator))
         x = random_patches(pool, cfg["batch"], 33, seed=seed)
         x = augment_dihedral(x, torch.randint(8, (x.shape[0],), generator=ctx.generator))
-        return istanet_loss(net, op(x), x, gamma=cfg["gamma"])
+        if cfg["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return istanet_loss(net, op(x), x, gamma=cfg["gamma"], forward=fwd)
 
     def validate(net):
         with torch.no_grad():
@@ -239,7 +255,7 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
         return {"psnr": _psnr(rec, val_x), "loss": float(((rec - val_x) ** 2).mean())}
 
     trainer = Trainer(model, loss_fn, torch.zeros(cfg["batch"]), validate=validate, steps=cfg["steps"],
-                      batch_size=cfg["batch"], lr=cfg["lr"], schedule="cosine", val_every=cfg["val_every"],
+                      batch_size=cfg["batch"], lr=cfg["lr"], schedule="cosine", warmup_steps=cfg["warmup"], val_every=cfg["val_every"],
                       checkpoint_every=min(100, cfg["val_every"]), log_every=max(1, min(50, cfg["steps"] // 20)),
                       metric="psnr", out_dir=out / "checkpoints", seed=cfg["seed"], progress=progress,
                       precision=cfg["precision"], config=cfg)
@@ -254,6 +270,7 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
         from ..training import load_model_weights
 
         load_model_weights(best, model)
+    model.to(memory_format=torch.contiguous_format)
     model.eval()
     save_model(out / "model.safetensors", model, {"experiment": "istanet", "settings": json.dumps(cfg)})
     summary: dict = {"settings": cfg, "m": op.m, "parameters": n_params, "steps": result.step,

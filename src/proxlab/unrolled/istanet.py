@@ -66,10 +66,31 @@ class ISTANetProx(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_normal_(m.weight)
-        if plus and zero_residual:  # start as plain ISTA steps (identity prox); see ISTANet
-            nn.init.zeros_(self.conv_G.weight)
+        if zero_residual:  # start as a plain ISTA step; see ISTANet
+            if plus:
+                nn.init.zeros_(self.conv_G.weight)
+            else:
+                self._split_identity()
         self.raw_threshold = nn.Parameter(torch.tensor(_inv_softplus(threshold)))
         self.symmetry: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def _split_identity(self) -> None:
+        r"""Plain ISTA-Net: make channels 0/1 carry :math:`v^+` and :math:`v^-` through both transforms and the
+        output :math:`v^+ - v^-`, so the phase starts as :math:`\operatorname{soft}(v, \theta)` with an exact left
+        inverse (zero symmetry residual); the other channels keep their Xavier weights but start unused."""
+        if self.conv1_forward.out_channels < 2:
+            raise ValueError("zero_residual for plain ISTA-Net needs channels >= 2")
+        centre = lambda w, o, i, val: w.__setitem__((o, i, 1, 1), val)  # noqa: E731
+        w = self.conv1_forward.weight
+        w[:2] = 0
+        centre(w, 0, 0, 1.0), centre(w, 1, 0, -1.0)
+        for conv in (self.conv2_forward, self.conv1_backward):
+            conv.weight[:2] = 0
+            centre(conv.weight, 0, 0, 1.0), centre(conv.weight, 1, 1, 1.0)
+        w = self.conv2_backward.weight
+        w.zero_()
+        centre(w, 0, 0, 1.0), centre(w, 0, 1, -1.0)
 
     @property
     def threshold(self) -> torch.Tensor:
@@ -147,9 +168,12 @@ class ISTANet(BlockUnrolled):
     r"""ISTA-Net (``plus=False``) or ISTA-Net+ (``plus=True``): ``phases`` untied PGD phases with the
     learned transform prox, 32 channels, ρ₀ = 0.5, θ₀ = 0.01.
 
-    ``zero_residual=True`` (ISTA-Net+ only) starts :math:`\mathcal G_k` at zero instead of Xavier, so the
-    untrained network is 9 plain gradient steps from Qinit; with a short training budget this
-    converges much faster (31.6 vs 26.9 dB validation PSNR after 50 steps at 25 %).
+    ``zero_residual=True`` starts every phase as a plain ISTA step. ISTA-Net+: :math:`\mathcal G_k` starts at
+    zero instead of Xavier, so the untrained network is 9 plain gradient steps from Qinit; with a short
+    training budget this converges much faster (31.6 vs 26.9 dB validation PSNR after 50 steps at 25 %).
+    Plain ISTA-Net has no residual; two of its 32 channels start as the split :math:`v = v^+ - v^-`
+    through both transforms (see :meth:`ISTANetProx._split_identity`), so a phase starts as
+    :math:`\operatorname{soft}(r^{(k)}, \theta_k)` and the learned transform grows from there.
     """
 
     def __init__(self, operator: BlockCompressedSensing, phases: int = 9, plus: bool = True, channels: int = 32,
@@ -172,10 +196,12 @@ def resnet_unrolled(operator: BlockCompressedSensing, stages: int = 5, channels:
     return BlockUnrolled(operator, ResNetProx(channels, blocks), stages=stages, tied=tied, step_size=1.0)
 
 
-def istanet_loss(model: BlockUnrolled, y: torch.Tensor, x: torch.Tensor, gamma: float = 0.01) -> torch.Tensor:
+def istanet_loss(model: BlockUnrolled, y: torch.Tensor, x: torch.Tensor, gamma: float = 0.01,
+                 forward=None) -> torch.Tensor:
     r"""The paper's loss: :math:`\operatorname{mean}\|\hat x - x\|^2 + \gamma \sum_k \operatorname{mean}\|\text{sym}_k\|^2`
-    (the second term only for :class:`ISTANet`)."""
-    loss = F.mse_loss(model(y), x)
+    (the second term only for :class:`ISTANet`). ``forward`` (default ``model``) computes :math:`\hat x`; pass
+    ``torch.compile(model)`` to train with a compiled forward (the symmetry residuals are still read from ``model``)."""
+    loss = F.mse_loss((model if forward is None else forward)(y), x)
     if isinstance(model, ISTANet) and gamma:
         loss = loss + gamma * model.symmetry_loss()
     return loss
