@@ -81,16 +81,14 @@ class ISTANetProx(nn.Module):
         inverse (zero symmetry residual); the other channels keep their Xavier weights but start unused."""
         if self.conv1_forward.out_channels < 2:
             raise ValueError("zero_residual for plain ISTA-Net needs channels >= 2")
-        centre = lambda w, o, i, val: w.__setitem__((o, i, 1, 1), val)  # noqa: E731
-        w = self.conv1_forward.weight
-        w[:2] = 0
-        centre(w, 0, 0, 1.0), centre(w, 1, 0, -1.0)
-        for conv in (self.conv2_forward, self.conv1_backward):
+        w1, w4 = self.conv1_forward.weight, self.conv2_backward.weight
+        w1[:2] = 0
+        w1[0, 0, 1, 1], w1[1, 0, 1, 1] = 1.0, -1.0  # v+ and v- after the ReLU
+        for conv in (self.conv2_forward, self.conv1_backward):  # carried through unchanged
             conv.weight[:2] = 0
-            centre(conv.weight, 0, 0, 1.0), centre(conv.weight, 1, 1, 1.0)
-        w = self.conv2_backward.weight
-        w.zero_()
-        centre(w, 0, 0, 1.0), centre(w, 0, 1, -1.0)
+            conv.weight[0, 0, 1, 1] = conv.weight[1, 1, 1, 1] = 1.0
+        w4.zero_()
+        w4[0, 0, 1, 1], w4[0, 1, 1, 1] = 1.0, -1.0  # out = soft(v+) - soft(v-) = soft(v)
 
     @property
     def threshold(self) -> torch.Tensor:
