@@ -30,4 +30,7 @@ if __name__ == "__main__":
     if not dist.is_initialized() or dist.get_rank() == 0:
         save_model(sys.argv[1], m)
     if dist.is_initialized():
+        # wait for rank 0's save: tearing gloo down while the other rank still works aborts it now and then
+        # ("terminate called without an active exception"); proxlab.cli.run does the same
+        dist.barrier()
         dist.destroy_process_group()
