@@ -49,6 +49,7 @@ def test_run_resume_set11_and_zoo_export(tmp_path, shared_data):
     entry = exp.export_to_zoo(out, "tiny-istanet", zoo_dir=tmp_path / "zoo")
     info = json.loads(entry.read_text())
     assert info["model"] == {"name": "istanet", "options": {"ratio": 109 / 1089, "plus": False}}
+    assert "--set identity=1" in info["training_command"]  # the plain ISTA-Net start is part of the recipe
     assert info["test_metrics"]["model"]["mean"]["psnr"] == pytest.approx(summary["set11"]["mean"]["psnr"])
 
 

@@ -11,8 +11,8 @@ for training or tuning.
 (orthonormal Gaussian rows); ``Qinit`` is fitted by least squares on ``qinit_blocks`` (50,000) training blocks.
 Loss: MSE + ``gamma`` × the symmetry term (ISTA-Net/ISTA-Net+). Adam with a cosine schedule; lr 1e-3
 (the authors: 1e-4 for 278k steps; we have a few thousand). ``zero_g=1`` (default) starts ISTA-Net+'s last
-convolution at zero and ``identity=1`` (default 0) starts plain ISTA-Net's phases as soft-thresholding through
-a split-identity transform (see :class:`~proxlab.unrolled.ISTANet`).
+convolution at zero and ``identity=1`` (default) starts plain ISTA-Net's phases as soft-thresholding through
+a split-identity transform (see :class:`~proxlab.unrolled.ISTANet`); 0 gives the authors' Xavier start for either.
 ``init=zoo:NAME`` or ``init=FILE.safetensors`` starts from another ratio's weights (all but Φ/Qinit).
 
 Settings (``--set key=value``): ``model`` (istanet-plus | istanet | resnet-pgd), ``ratio`` (percent),
@@ -61,7 +61,7 @@ MODELS = ("istanet-plus", "istanet", "resnet-pgd")
 DEFAULTS = {"model": "istanet-plus", "ratio": "25", "phi": "", "steps": "3000", "batch": "64", "lr": "1e-3",
             "gamma": "0.01", "precision": "bf16", "threads": "1", "seed": "0", "init": "", "set11": "",
             "val_every": "200", "zero_g": "1", "qinit_blocks": "50000", "stages": "5", "channels": "128", "blocks": "1",
-            "warmup": "0", "channels_last": "0", "compile": "0", "identity": "0"}
+            "warmup": "0", "channels_last": "0", "compile": "0", "identity": "1"}
 PRESETS = {f"{m}-cs{r}": {"model": m, "ratio": str(r)} for m in MODELS for r in (10, 25, 40)}
 
 
@@ -201,7 +201,8 @@ def export_to_zoo(run_dir: str | Path, name: str | None = None, zoo_dir: str | P
     else:
         model = {"name": "istanet", "options": {"ratio": ratio, "plus": cfg["model"] == "istanet-plus"}}
     m = summary["set11"]["mean"]
-    sets = " ".join(f"--set {k}={v}" for k, v in cfg.items() if k in ("steps", "init", "lr", "phi", "warmup", "identity") and v not in ("", 0))
+    keys = ("steps", "init", "lr", "phi", "warmup") + (("identity",) if cfg["model"] == "istanet" else ())
+    sets = " ".join(f"--set {k}={v}" for k, v in cfg.items() if k in keys and (v not in ("", 0) or k == "identity"))
     info = {
         "description": f"{cfg['model']} for 33x33 block CS at {cfg['ratio']} % (m = {summary['m']}); carries its "
                        f"Phi and Qinit. Trained {summary['steps']} steps on blocks of scikit-image / PyWavelets images.",
