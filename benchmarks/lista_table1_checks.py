@@ -16,24 +16,11 @@ from pathlib import Path
 
 import torch
 
-from proxlab.experiments.lista import _train_lista, iteration_errors, learn_dictionary, natural_patches, sparse_codes
+from proxlab.experiments.lista import _train_lista, iteration_errors, learn_dictionary, sparse_codes, table1_patches
 from proxlab.solvers import fista
 from proxlab.unrolled.lista import LISTA
 
 ALPHA, N_TRAIN, N_TEST, ATOMS = 0.5, 40_000, 2_000, 100
-
-
-def patches(per_patch: bool) -> tuple[torch.Tensor, ...]:
-    n = N_TRAIN + 2 * N_TEST
-    raw = natural_patches(3 * n if per_patch else n, 0)
-    raw = raw - raw.mean(1, keepdim=True)
-    if per_patch:  # each patch to unit pixel variance; flat patches (std < 0.1 × median) dropped
-        sd = raw.std(1)
-        raw = raw[sd > 0.1 * sd.median()][:n]
-        x = raw / raw.std(1, keepdim=True)
-    else:  # the experiment's normalisation: one constant, the training pixel std
-        x = raw / float(raw[:N_TRAIN].std())
-    return x.split([N_TRAIN, N_TEST, N_TEST])
 
 
 def main() -> None:
@@ -44,7 +31,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     for per_patch in (False, True):
-        xtr, xva, xte = patches(per_patch)
+        (xtr, xva, xte), _ = table1_patches(N_TRAIN, N_TEST, 0, per_patch=per_patch)
         D = learn_dictionary(xtr, ATOMS, ALPHA, 200, seed=0)
         ztr, zva, zte = (sparse_codes(D, v, ALPHA, 500, tol=1e-7) for v in (xtr, xva, xte))
         fe = iteration_errors(D, xte, zte, ALPHA, 50, fista)

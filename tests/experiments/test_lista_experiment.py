@@ -102,3 +102,21 @@ def test_synthetic_problem_matrix():
     assert A.shape == (250, 500)
     torch.testing.assert_close(A.norm(dim=0), torch.ones(500), atol=1e-5, rtol=0)
     assert torch.equal(A, exp.synthetic_problem(0)) and not torch.equal(A, exp.synthetic_problem(1))
+
+
+def test_table1_patches_normalisations():
+    (tr, va, te), std = exp.table1_patches(200, 20, seed=0)
+    assert (tr.shape, va.shape, te.shape) == ((200, 100), (20, 100), (20, 100)) and std > 0
+    assert float(tr.mean(1).abs().max()) < 1e-4 and abs(float(tr.std()) - 1) < 1e-3  # one constant: the train std
+    (tr, va, te), std = exp.table1_patches(200, 20, seed=0, per_patch=True)
+    assert std is None and tr.shape == (200, 100)
+    torch.testing.assert_close(torch.cat([tr, va, te]).std(1), torch.ones(240))  # every patch unit variance
+
+
+def test_protocol_presets_run_one_protocol(tmp_path):
+    from proxlab.experiments.runner import PROGRAM_EXPERIMENTS, run_program_experiment
+
+    assert PROGRAM_EXPERIMENTS["lista-table1"] == PROGRAM_EXPERIMENTS["lista-synthetic"] == "proxlab.experiments.lista"
+    res = run_program_experiment("lista-synthetic", tmp_path / "s", ["scale=0.01", "synthetic_layers=2",
+                                                                     "fista_iters=5"], progress=False, echo=False)
+    assert "synthetic" in res.metrics and "table1" not in res.metrics

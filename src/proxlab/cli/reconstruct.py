@@ -93,13 +93,13 @@ def zoo_reconstruct(name: str, A, y: torch.Tensor, model: torch.nn.Module | None
     """Apply zoo model ``name`` (or its already loaded ``model``): unrolled models use the operator ``A``,
     denoisers act on ``A.init(y)``; models that carry their operator need ``y`` from
     :func:`measure_with_own_operator`."""
-    from ..models import CARRIES_OPERATOR
-    from ..zoo import load_zoo_model, zoo_info
+    from ..unrolled import BlockUnrolled
+    from ..zoo import load_zoo_model
 
     if model is None:
         model, _ = load_zoo_model(name, operator=A)
     with torch.no_grad():
-        if zoo_info(name)["model"]["name"] in CARRIES_OPERATOR:
+        if isinstance(model, BlockUnrolled):  # carries its operator; reconstructs the block grid, then crops
             return model(y, image_size=A.image_size)
         return model(y) if hasattr(model, "operator") else model(A.init(y))
 

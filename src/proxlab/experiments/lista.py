@@ -47,8 +47,8 @@ from ..solvers import fista, ista
 from ..training import Trainer
 from ..unrolled.lista import LISTA
 
-__all__ = ["run", "NATURAL_IMAGES", "PAPER_TABLE1", "natural_patches", "learn_dictionary", "sparse_codes",
-           "iteration_errors", "synthetic_problem"]
+__all__ = ["run", "PRESETS", "NATURAL_IMAGES", "PAPER_TABLE1", "natural_patches", "learn_dictionary", "sparse_codes",
+           "iteration_errors", "synthetic_problem", "table1_patches"]
 
 #: The bundled scikit-image photographs of natural scenes used for the patches.
 NATURAL_IMAGES = ("astronaut", "brick", "camera", "chelsea", "coffee", "grass", "gravel", "moon", "rocket")
@@ -57,6 +57,8 @@ PAPER_TABLE1 = {100: {"lista": {1: 1.50, 3: 0.98, 7: 0.52}, "fista_1": 21.0, "fi
                 400: {"lista": {1: 2.45, 3: 2.12, 7: 1.62}, "fista_1": 22.0, "fista_to_match_lista1": 35}}
 DEFAULTS = {"protocol": "both", "scale": "1", "seed": "0", "atoms": "100,400", "layers": "2,4,8", "alpha": "0.5",
             "fista_iters": "50", "synthetic_layers": "16", "synthetic_alpha": "0.1"}
+#: ``proxlab run lista-table1`` / ``lista-synthetic``: one protocol (``proxlab run lista`` runs both).
+PRESETS = {"lista-table1": {"protocol": "table1"}, "lista-synthetic": {"protocol": "synthetic"}}
 # full-run sizes (scale = 1)
 N_TRAIN, N_TEST, DL_ITERS, LISTA_STEPS, ZSTAR_ITERS = 40_000, 2_000, 200, 4_000, 500
 SYN_STEPS, SYN_BATCH, SYN_TEST, SYN_LR = 6_000, 64, 1_000, 2e-4
@@ -156,14 +158,29 @@ def _train_lista(model: LISTA, train: tuple, val: tuple, steps: int, batch: int,
     return time.perf_counter() - t0
 
 
+def table1_patches(n_train: int, n_test: int, seed: int, per_patch: bool = False):
+    """Train / validation / test patches (``n_train``, ``n_test``, ``n_test`` rows) for the Table 1 protocol, each
+    patch's mean removed. Divided by one constant, the training pixel std (the protocol), or with ``per_patch``
+    each patch to unit pixel variance (flat patches, std < 0.1 × median, dropped). Returns ``(splits, std)``
+    (``std`` is ``None`` per patch)."""
+    n = n_train + 2 * n_test
+    raw = natural_patches(3 * n if per_patch else n, seed)
+    raw = raw - raw.mean(dim=1, keepdim=True)
+    if per_patch:
+        sd = raw.std(1)
+        raw = raw[sd > 0.1 * sd.median()][:n]
+        if raw.shape[0] < n:
+            raise RuntimeError(f"only {raw.shape[0]} non-flat patches of the {n} asked for")
+        return raw.div(raw.std(1, keepdim=True)).split([n_train, n_test, n_test]), None
+    std = float(raw[:n_train].std())
+    return (raw / std).split([n_train, n_test, n_test]), std
+
+
 def table1(cfg: dict, log, progress: bool) -> dict:
     """The Table 1 protocol for every dictionary size in ``cfg['atoms']``."""
     s, seed, alpha = cfg["scale"], cfg["seed"], cfg["alpha"]
     n_train, n_test = max(round(N_TRAIN * s), 64), max(round(N_TEST * s), 32)
-    raw = natural_patches(n_train + 2 * n_test, seed)
-    raw = raw - raw.mean(dim=1, keepdim=True)
-    std = float(raw[:n_train].std())
-    x_train, x_val, x_test = (raw / std).split([n_train, n_test, n_test])
+    (x_train, x_val, x_test), std = table1_patches(n_train, n_test, seed)
     log(f"table1: {n_train} train / {n_test} validation / {n_test} test patches 10x10 from {', '.join(NATURAL_IMAGES)}; "
         f"patch means removed, divided by pixel std {std:.4f}")
     out = {"n_train": n_train, "n_val": n_test, "n_test": n_test, "pixel_std": std, "images": list(NATURAL_IMAGES),

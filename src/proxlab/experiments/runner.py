@@ -42,7 +42,7 @@ class RunResult:
 PROGRAM_EXPERIMENTS = {
     "lpn-laplacian": "proxlab.experiments.lpn_laplacian",
     "lpn-pnp": "proxlab.experiments.lpn_pnp",
-    "lista": "proxlab.experiments.lista",
+    **{name: "proxlab.experiments.lista" for name in ("lista", "lista-table1", "lista-synthetic")},
     **{name: "proxlab.experiments.istanet" for name in (f"{m}-cs{r}" for m in ("istanet-plus", "istanet", "resnet-pgd")
                                                          for r in (10, 25, 40))},
 }
