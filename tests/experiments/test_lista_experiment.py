@@ -62,7 +62,9 @@ def test_iteration_curves_and_lista_beats_one_fista_iteration(tiny_run):
 def test_bad_settings(tmp_path):
     cases = [({"scal": "1"}, "unknown setting"), ({"protocol": "tabel1"}, "did you mean 'table1'"),
              ({"layers": "0,3"}, "layers must be ints >= 1"), ({"atoms": "a"}, "atoms must be comma-separated"),
-             ({"scale": "-1"}, "scale must be > 0"), ({"alpha": "0"}, "alpha must be > 0")]
+             ({"scale": "-1"}, "scale must be > 0"), ({"alpha": "0"}, "alpha must be > 0"),
+             ({"seed": "x"}, "seed must be one int, got 'x'"), ({"fista_iters": "50,60"}, "fista_iters must be one int"),
+             ({"synthetic_layers": "0"}, "synthetic_layers must be >= 1")]
     for overrides, msg in cases:
         with pytest.raises(ValueError, match=msg):
             exp.run(tmp_path, overrides, progress=False, log=lambda m: None)

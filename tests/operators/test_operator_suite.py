@@ -156,3 +156,23 @@ def test_an_operator_must_define_forward_and_adjoint():
 
     with pytest.raises(TypeError, match="abstract"):
         Half((1,), (1,))
+
+
+def test_power_iteration_norm_is_recomputed_after_loading_buffers():
+    from proxlab.operators.base import LinearOperator
+
+    class Diag(LinearOperator):
+        def __init__(self, w):
+            super().__init__((3,), (3,))
+            self.register_buffer("w", w)
+
+        def _forward(self, x):
+            return x * self.w
+
+        def _adjoint(self, y):
+            return y * self.w
+
+    a, b = Diag(torch.tensor([1.0, 2.0, 0.5])), Diag(torch.tensor([4.0, 1.0, 1.0]))
+    assert a.norm() == pytest.approx(4.0, rel=1e-4)
+    a.load_state_dict(b.state_dict())
+    assert a.norm() == pytest.approx(16.0, rel=1e-4)

@@ -209,3 +209,13 @@ def test_schedules():
     assert [w(0), w(3), w(4)] == [0.25, 1.0, 1.0]
     c = lr_factor("cosine", 10)
     assert c(0) == 1.0 and c(10) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_training_seconds_add_up_over_a_resume(tmp_path):
+    first = trainer(net(), tmp_path / "run", steps=10).fit()
+    state = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert first.train_seconds > 0 and state["train_seconds"] == pytest.approx(first.train_seconds)
+    t = trainer(net(), tmp_path / "run", steps=20).resume()
+    assert t.train_seconds == pytest.approx(first.train_seconds)  # restored from the checkpoint
+    second = t.fit()
+    assert second.step == 20 and second.train_seconds > first.train_seconds

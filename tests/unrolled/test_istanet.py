@@ -191,3 +191,63 @@ def test_loss_with_a_separate_forward_reads_symmetry_from_the_model(op):
     b = istanet_loss(net, y, x, gamma=0.5)
     assert calls == [1]
     torch.testing.assert_close(a, b)
+
+
+def test_plain_istanet_phase_and_symmetry_match_the_written_out_formula():
+    torch.manual_seed(8)
+    prox = ISTANetProx(6, plus=False).double().train()
+    r = torch.rand(2, 1, 33, 33, dtype=torch.float64)
+    out = prox(r, None)
+    conv = lambda v, m: F.conv2d(v, m.weight, padding=1)  # noqa: E731
+    z = conv(F.relu(conv(r, prox.conv1_forward)), prox.conv2_forward)
+    back = lambda v: conv(F.relu(conv(v, prox.conv1_backward)), prox.conv2_backward)  # noqa: E731
+    theta = F.softplus(prox.raw_threshold)
+    torch.testing.assert_close(out, back(torch.sign(z) * torch.clamp(z.abs() - theta, min=0)))
+    torch.testing.assert_close(prox.symmetry, back(z) - r)
+
+
+def test_wrapped_model_keeps_the_symmetry_term(op):
+    # under DistributedDataParallel (or DataParallel, or torch.compile) the loss must still see the phases' residuals
+    torch.manual_seed(9)
+    net = ISTANet(op, phases=2, plus=False, channels=4).train()
+    x = torch.rand(2, 1, 33, 33)
+    y = op(x)
+    bare = istanet_loss(net, y, x, gamma=0.5)
+    wrapped = istanet_loss(torch.nn.DataParallel(net), y, x, gamma=0.5)
+    torch.testing.assert_close(wrapped, bare)
+    assert float(bare - F.mse_loss(net(y), x)) > 0  # the symmetry term is really part of both
+
+
+def test_loading_weights_after_a_forward_uses_the_new_phi():
+    # the step 1/‖Φ‖² is cached per shape; loading weights that carry another Φ must refresh it
+    torch.manual_seed(10)
+    src_op = BlockCompressedSensing(None, phi=3.0 * torch.randn(109, 1089) / 33)  # rows not orthonormal, m as dst
+    src = ISTANet(src_op, phases=2, channels=4).eval()
+    dst = ISTANet(BlockCompressedSensing(0.1, seed=3), phases=2, channels=4).eval()
+    y = src_op(torch.rand(1, 1, 33, 33))
+    y_dst = dst.operator(torch.rand(1, 1, 33, 33))
+    with torch.no_grad():
+        dst(y_dst)  # fills dst's cache with the old ‖Φ‖²
+        dst.load_state_dict(src.state_dict())
+        torch.testing.assert_close(dst(y), src(y))
+
+
+def test_network_owns_a_copy_of_the_operator(op):
+    net = ISTANet(op, phases=1, channels=2)
+    phi0 = op.phi.clone()
+    other = ISTANet(BlockCompressedSensing(0.1, seed=4), phases=1, channels=2)
+    net.load_state_dict(other.state_dict())
+    torch.testing.assert_close(op.phi, phi0)  # the caller's operator is untouched
+    torch.testing.assert_close(net.operator.phi, other.operator.phi)
+    assert net.operator.norm() == pytest.approx(other.operator.norm())
+    dop = BlockCompressedSensing(0.1, seed=3).double()
+    assert ISTANet(dop, phases=1, channels=2).operator.phi.dtype == torch.float64
+
+
+def test_phases_and_threshold_errors_name_the_argument(op):
+    with pytest.raises(ValueError, match="phases must be an int >= 1, got 0"):
+        ISTANet(op, phases=0)
+    with pytest.raises(ValueError, match="channels must be a positive int, got True"):
+        ISTANetProx(True)
+    with pytest.raises(ValueError, match="threshold must be a number > 0, got 'a'"):
+        ISTANetProx(4, threshold="a")

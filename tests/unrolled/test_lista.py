@@ -163,3 +163,18 @@ class TestLISTA:
             net(torch.zeros(N, dtype=torch.float64))
         with pytest.raises(TypeError, match="x must be a floating-point tensor"):
             net(torch.zeros(5, N, dtype=torch.int64))
+
+
+def test_alpha_and_lipschitz_travel_with_the_weights():
+    g = torch.Generator().manual_seed(0)
+    a = LISTA(torch.randn(8, 12, generator=g, dtype=torch.float64), 0.5, 3, tied=True, lipschitz=40.0)
+    b = LISTA(torch.randn(8, 12, generator=g, dtype=torch.float64), 0.1, 3, tied=True)
+    b.load_state_dict(a.state_dict())
+    assert (b.alpha, b.lipschitz) == (0.5, 40.0)
+    with torch.no_grad():
+        b.encoder.add_(1.0)
+    b.reset_to_ista()  # back to ISTA for the loaded dictionary, α and L
+    We, S, theta, _ = ista_parameters(a.dictionary, 0.5, 40.0)
+    torch.testing.assert_close(b.encoder, We)
+    torch.testing.assert_close(b.inhibition[0], S)
+    torch.testing.assert_close(b.threshold, torch.full_like(b.threshold, theta))

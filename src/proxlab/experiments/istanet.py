@@ -63,6 +63,10 @@ DEFAULTS = {"model": "istanet-plus", "ratio": "25", "phi": "", "steps": "3000", 
             "val_every": "200", "zero_g": "1", "qinit_blocks": "50000", "stages": "5", "channels": "128", "blocks": "1",
             "warmup": "0", "channels_last": "0", "compile": "0", "identity": "1"}
 PRESETS = {f"{m}-cs{r}": {"model": m, "ratio": str(r)} for m in MODELS for r in (10, 25, 40)}
+INT_SETTINGS = ("ratio", "steps", "batch", "threads", "seed", "val_every", "stages", "channels", "blocks", "zero_g",
+                "qinit_blocks", "warmup", "channels_last", "compile", "identity")
+#: settings that do not change the trained weights (left out of a zoo entry's training command)
+NOT_RECIPE = ("model", "ratio", "threads", "set11")
 
 
 def _settings(over: dict[str, str]) -> dict:
@@ -71,14 +75,11 @@ def _settings(over: dict[str, str]) -> dict:
         raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(DEFAULTS)}")
     s = {**DEFAULTS, **over}
     out: dict = {}
-    try:
-        for k in ("ratio", "steps", "batch", "threads", "seed", "val_every", "stages", "channels", "blocks", "zero_g",
-                  "qinit_blocks", "warmup", "channels_last", "compile", "identity"):
-            out[k] = int(s[k])
-        for k in ("lr", "gamma"):
-            out[k] = float(s[k])
-    except ValueError as err:
-        raise ValueError(f"bad setting value: {err}") from None
+    for k, kind in [(k, int) for k in INT_SETTINGS] + [("lr", float), ("gamma", float)]:
+        try:
+            out[k] = kind(s[k])
+        except ValueError:
+            raise ValueError(f"setting {k} must be {'an int' if kind is int else 'a number'}, got {s[k]!r}") from None
     if s["model"] not in MODELS:
         raise ValueError(f"model must be one of {list(MODELS)}, got {s['model']!r}")
     if s["precision"] not in ("bf16", "fp32"):
@@ -168,20 +169,37 @@ def evaluate_set11(model: BlockUnrolled, root: str | Path) -> dict:
     from ..data import load_set11
 
     model.eval()
+    dev = model.raw_step_size.device
     per, recs = {}, {}
-    for name, x in load_set11(root):
+    images = list(load_set11(root))
+    with torch.no_grad():  # warm-up (first-call allocations), not timed
+        x = images[0][1].to(dev)
+        model(model.operator.resized(tuple(x.shape[-2:]))(x), image_size=x.shape[-2:])
+    for name, x in images:
         A = model.operator.resized(tuple(x.shape[-2:]))
         with torch.no_grad():
-            y = A(x)
+            y = A(x.to(dev))
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
             t0 = time.perf_counter()
             rec = model(y, image_size=x.shape[-2:]).clamp(0, 1)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
             dt = time.perf_counter() - t0
-            x0 = A.init(y).clamp(0, 1)
+            rec, x0 = rec.cpu(), A.init(y).clamp(0, 1).cpu()
         p, ssim = set11_scores(rec, x)
         per[name] = {"psnr": p, "ssim": ssim, "seconds": dt, "qinit_psnr": _psnr(x0, x)}
         recs[name] = (x, rec)
     mean = {k: sum(v[k] for v in per.values()) / len(per) for k in ("psnr", "ssim", "seconds", "qinit_psnr")}
-    return {"mean": mean, "per_image": per, "_recs": recs}
+    return {"mean": mean, "per_image": per, "threads": torch.get_num_threads(), "_recs": recs}
+
+
+def recipe(cfg: dict) -> dict:
+    """The settings of ``cfg`` that shape the trained weights and differ from the defaults (plain ISTA-Net's
+    ``identity`` always: it names the starting point), in the order of :data:`DEFAULTS`."""
+    default = _settings({})
+    return {k: cfg[k] for k in DEFAULTS if k not in NOT_RECIPE and k in cfg
+            and (cfg[k] != default[k] or (k == "identity" and cfg["model"] == "istanet"))}
 
 
 def export_to_zoo(run_dir: str | Path, name: str | None = None, zoo_dir: str | Path | None = None) -> Path:
@@ -201,21 +219,24 @@ def export_to_zoo(run_dir: str | Path, name: str | None = None, zoo_dir: str | P
     else:
         model = {"name": "istanet", "options": {"ratio": ratio, "plus": cfg["model"] == "istanet-plus"}}
     m = summary["set11"]["mean"]
-    keys = ("steps", "init", "lr", "phi", "warmup") + (("identity",) if cfg["model"] == "istanet" else ())
-    sets = " ".join(f"--set {k}={v}" for k, v in cfg.items() if k in keys and (v not in ("", 0) or k == "identity"))
+    sets = " ".join(f"--set {k}={v}" for k, v in recipe(cfg).items())
+    preset = f"{cfg['model']}-cs{cfg['ratio']}"
+    command = f"proxlab run {preset} {sets}" if preset in PRESETS else \
+        f"proxlab run {cfg['model']}-cs25 --set ratio={cfg['ratio']} {sets}"
     info = {
         "description": f"{cfg['model']} for 33x33 block CS at {cfg['ratio']} % (m = {summary['m']}); carries its "
                        f"Phi and Qinit. Trained {summary['steps']} steps on blocks of scikit-image / PyWavelets images.",
         "model": model,
         "task": {"name": "cs", "options": {"ratio": round(ratio, 4), "noise": 0.0}},
         "data": {"source": "skimage+pywt 33x33 blocks", "image_size": [33, 33], "test_set": "Set11"},
-        "training_command": f"proxlab run {cfg['model']}-cs{cfg['ratio']} {sets}".strip(),
+        "training_command": command.strip(),
         "test_metrics": {"dataset": "Set11 (PSNR 0-255, skimage SSIM data_range 255)",
                          "model": {"mean": {"psnr": m["psnr"], "ssim": m["ssim"]}},
                          "baselines": {"qinit": {"mean": {"psnr": m["qinit_psnr"]}}},
                          "paper_psnr": summary["paper_set11"], "released_weights_psnr": summary["released_set11"]},
         "seconds_per_image": m["seconds"],
-        "training_seconds": summary["train_seconds_this_process"],
+        "seconds_per_image_threads": summary["set11"].get("threads"),
+        "training_seconds": summary.get("train_seconds", summary.get("train_seconds_this_process")),
     }
     return add_entry(name, run_dir / "model.safetensors", info, zoo_dir=zoo_dir)
 
@@ -238,22 +259,30 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
     log(f"{cfg['model']} at {cfg['ratio']} % (m = {op.m}): {n_params:,} parameters, {len(pool)} training images")
     if cfg["channels_last"]:
         model.to(memory_format=torch.channels_last)
-    fwd = torch.compile(model) if cfg["compile"] else model
+    compiled: dict[int, torch.nn.Module] = {}
     val_x = random_patches(skimage_image(VAL_IMAGE, grey=True), 512, 33, seed=1234)
-    val_y = op(val_x)
+
+    def device() -> torch.device:  # the Trainer moves the model (and its operator) to its device
+        return model.raw_step_size.device
 
     def loss_fn(net, batch, ctx):
+        # ``net`` is the model, or its DistributedDataParallel wrapper under torchrun: the forward must go through
+        # it (that is what all-reduces the gradients); each process draws its share of the global batch
         seed = int(torch.randint(2**31 - 1, (1,), generator=ctx.generator))
-        x = random_patches(pool, cfg["batch"], 33, seed=seed)
-        x = augment_dihedral(x, torch.randint(8, (x.shape[0],), generator=ctx.generator))
+        x = random_patches(pool, len(batch), 33, seed=seed)
+        x = augment_dihedral(x, torch.randint(8, (x.shape[0],), generator=ctx.generator)).to(device())
         if cfg["channels_last"]:
             x = x.contiguous(memory_format=torch.channels_last)
-        return istanet_loss(net, op(x), x, gamma=cfg["gamma"], forward=fwd)
+        if cfg["compile"] and id(net) not in compiled:
+            compiled[id(net)] = torch.compile(net)
+        return istanet_loss(net, model.operator(x), x, gamma=cfg["gamma"], forward=compiled.get(id(net), net))
 
     def validate(net):
+        net.eval()  # no symmetry residuals (the Trainer sets train mode again before the next step)
+        x = val_x.to(device())
         with torch.no_grad():
-            rec = net(val_y).clamp(0, 1)
-        return {"psnr": _psnr(rec, val_x), "loss": float(((rec - val_x) ** 2).mean())}
+            rec = net(model.operator(x)).clamp(0, 1)
+        return {"psnr": _psnr(rec, x), "loss": float(((rec - x) ** 2).mean())}
 
     trainer = Trainer(model, loss_fn, torch.zeros(cfg["batch"]), validate=validate, steps=cfg["steps"],
                       batch_size=cfg["batch"], lr=cfg["lr"], schedule="cosine", warmup_steps=cfg["warmup"], val_every=cfg["val_every"],
@@ -266,6 +295,8 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
     t0 = time.perf_counter()
     result = trainer.fit()
     seconds = time.perf_counter() - t0
+    if not trainer.dist.is_main:  # under torchrun: rank 0 writes the folder and evaluates
+        return {"settings": cfg, "steps": result.step, "rank": trainer.dist.rank}
     best = out / "checkpoints" / "best.safetensors"
     if best.is_file():
         from ..training import load_model_weights
@@ -276,7 +307,7 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
     save_model(out / "model.safetensors", model, {"experiment": "istanet", "settings": json.dumps(cfg)})
     summary: dict = {"settings": cfg, "m": op.m, "parameters": n_params, "steps": result.step,
                      "best_step": result.best_step, "val_psnr": result.best_metric,
-                     "train_seconds_this_process": seconds, "conv_macs_per_pixel": conv_macs_per_pixel(model),
+                     "train_seconds_this_process": seconds, "train_seconds": result.train_seconds, "conv_macs_per_pixel": conv_macs_per_pixel(model),
                      "paper_set11": PAPER_SET11.get(cfg["model"], {}).get(cfg["ratio"]),
                      "released_set11": RELEASED_SET11.get(cfg["model"], {}).get(cfg["ratio"])}
     pngs = {}

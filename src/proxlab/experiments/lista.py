@@ -294,7 +294,12 @@ def _settings(overrides: dict[str, str]) -> dict:
            "synthetic_alpha": check_positive("synthetic_alpha", raw["synthetic_alpha"]),
            "atoms": _ints("atoms", raw["atoms"]), "layers": _ints("layers", raw["layers"])}
     for key in ("seed", "fista_iters", "synthetic_layers"):
-        cfg[key] = _ints(key, raw[key])[0] if key != "seed" else int(raw[key])
+        try:
+            cfg[key] = int(raw[key])
+        except ValueError:
+            raise ValueError(f"lista: {key} must be one int, got {raw[key]!r}") from None
+        if cfg[key] < (0 if key == "seed" else 1):
+            raise ValueError(f"lista: {key} must be >= {0 if key == 'seed' else 1}, got {cfg[key]}")
     return cfg
 
 

@@ -67,7 +67,8 @@ def run_program_experiment(name: str, out: str | Path | None, overrides: list[st
         settings[k.strip()] = v.strip()
     folder = Path(out) if out is not None else Path("runs") / name
     folder.mkdir(parents=True, exist_ok=True)
-    log = _Log(folder / "run.log", echo)
+    # under torchrun only rank 0 writes the log (the experiment's Trainer makes the other ranks train only)
+    log = _Log(folder / "run.log", echo) if int(os.environ.get("RANK", "0")) == 0 else (lambda msg: None)
     module = importlib.import_module(PROGRAM_EXPERIMENTS[name])
     settings = {**getattr(module, "PRESETS", {}).get(name, {}), **settings}  # a named preset, then the overrides
     log(f"experiment {name}: starting in {folder}")

@@ -106,6 +106,11 @@ class LinearOperator(nn.Module, abc.ABC):
         self.out_shape: Shape = tuple(out_shape)
         self._norm_cache: dict[tuple, float] = {}
 
+    def _load_from_state_dict(self, *args, **kwargs):
+        # new buffers (a matrix, a mask) may change ‖A‖²: forget the cached power-iteration results
+        self._norm_cache.clear()
+        super()._load_from_state_dict(*args, **kwargs)
+
     # ---- to implement -------------------------------------------------------------------------
     @abc.abstractmethod
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -212,10 +212,13 @@ class BlockCompressedSensing(LinearOperator):
         qinit = None if qinit_path is None else load_mat_array(qinit_path, ["Qinit", "qinit"])
         return cls(None, image_size=image_size, block=block, phi=phi, qinit=qinit)
 
-    def resized(self, image_size: Sequence[int] | int | None) -> "BlockCompressedSensing":
-        """The same Φ and Qinit for another image size (buffers shared, not copied)."""
+    def resized(self, image_size: Sequence[int] | int | None, copy: bool = False) -> "BlockCompressedSensing":
+        """The same Φ and Qinit (device, dtype and cached ΦΦᵀ factors included) for another image size; the
+        buffers are shared, or with ``copy=True`` copied (so that loading weights into one leaves the other)."""
         op = BlockCompressedSensing(None, image_size=image_size, block=self.block, phi=self.phi, qinit=self.qinit)
-        return op.to(self.phi.device)
+        for name, buf in self.named_buffers(recurse=False):
+            setattr(op, name, None if buf is None else (buf.clone() if copy else buf))
+        return op
 
     @property
     def m(self) -> int:

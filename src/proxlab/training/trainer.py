@@ -68,6 +68,7 @@ class TrainResult:
     best_step: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     out_dir: Path | None = None
+    train_seconds: float = 0.0  # wall time spent in fit(), summed over resumed runs
 
 
 def _mix(seed: int, *parts: int) -> int:
@@ -208,6 +209,7 @@ class Trainer:
         self.best_metric: float | None = None
         self.best_step: int | None = None
         self.bad_validations = 0
+        self.train_seconds = 0.0  # wall time in fit(), carried through checkpoints
         self.history: list[dict[str, float]] = []
         self._stop_requested = False
         self._tb = None
@@ -271,7 +273,8 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "best_metric": self.best_metric, "best_step": self.best_step,
-                "bad_validations": self.bad_validations, "config": self.config, "seed": self.seed}
+                "bad_validations": self.bad_validations, "config": self.config, "seed": self.seed,
+                "train_seconds": self.train_seconds}
 
     def save_checkpoint(self) -> Path | None:
         """Write the checkpoint (rank 0 only); returns the pointer file path."""
@@ -291,6 +294,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best_metric, self.best_step = state["best_metric"], state["best_step"]
         self.bad_validations = state.get("bad_validations", 0)
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         if "generator" in rng:
             self.generator.set_state(rng["generator"])
         if "torch" in rng:
@@ -349,12 +353,14 @@ class Trainer:
                    disable=not (self.progress and self.dist.is_main), dynamic_ncols=True)
         reason, last_val, loss_avg, t_last, s_last = "steps", None, None, time.perf_counter(), self.step
         batches = self._batches()
+        t_fit, seconds_before = time.perf_counter(), self.train_seconds
         try:
             while self.step < self.steps:
                 batch = _to_device(next(batches), self.device)
                 self.batch_in_epoch += 1
                 loss, extras = self._train_step(batch)
                 self.step += 1
+                self.train_seconds = seconds_before + time.perf_counter() - t_fit
                 loss_avg = loss if loss_avg is None else 0.9 * loss_avg + 0.1 * loss
                 if self.step % self.log_every == 0 or self.step == self.steps:
                     now = time.perf_counter()
@@ -396,7 +402,8 @@ class Trainer:
             if self._tb is not None:
                 self._tb.close()
                 self._tb = None
-        return TrainResult(self.step, reason, self.best_metric, self.best_step, self.history, self.out_dir)
+        return TrainResult(self.step, reason, self.best_metric, self.best_step, self.history, self.out_dir,
+                           self.train_seconds)
 
     def _train_step(self, batch) -> tuple[float, dict[str, float]]:
         self.ddp_model.train()

@@ -65,7 +65,7 @@ class Unrolled(nn.Module):
         self.proxes = nn.ModuleList([first] + [make() for _ in range(n_params - 1)])
         init = step_size if step in ("pgd", "fista") else rho
         self.raw_step_size = nn.Parameter(torch.full((n_params,), _inv_softplus(float(init))))
-        self._lipschitz: dict[tuple, float] = {}
+        self._lipschitz: dict[tuple, float] = {}  # 1/‖A‖² per input shape: a Python float inside forward
 
     def _index(self, k: int) -> int:
         return 0 if self.tied else k
@@ -79,6 +79,11 @@ class Unrolled(nn.Module):
         if key not in self._lipschitz:
             self._lipschitz[key] = 1.0 / self.operator.norm(key)
         return self._lipschitz[key]
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        # the operator's buffers (Φ, a mask) arrive with the weights and may change ‖A‖²
+        self._lipschitz.clear()
+        super()._load_from_state_dict(*args, **kwargs)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         A = self.operator

@@ -11,8 +11,9 @@ learned left inverse :math:`\tilde{\mathcal F}_k`, and ISTA-Net+'s residual form
 :math:`x^{(k)} = r^{(k)} + \mathcal G_k(\tilde{\mathcal H}_k(\operatorname{soft}(\mathcal H_k(\mathcal D_k(r^{(k)})), \theta_k)))`.
 The symmetry (invertibility) residual :math:`\tilde{\mathcal F}_k(\mathcal F_k(\cdot)) - \cdot` of every phase
 is kept in :attr:`ISTANetProx.symmetry` for the loss :func:`istanet_loss`. The step :math:`\rho_k` and
-threshold :math:`\theta_k` are softplus-parameterised, so they stay positive (init 0.5 and 0.01 as in
-the authors' code); weights use Xavier-normal initialisation.
+threshold :math:`\theta_k` are softplus-parameterised, so they stay positive (init
+:math:`\rho_k = 0.5/\|\Phi\|_2^2` and :math:`\theta_k = 0.01`: the authors' 0.5 and 0.01 for their Φ with
+orthonormal rows); weights use Xavier-normal initialisation.
 
 As in the paper, every 33×33 block is reconstructed on its own: :class:`BlockUnrolled` folds the
 block grid of ``y (B, C, Hb, Wb, m)`` into the batch, runs the unrolled network on single blocks, and
@@ -48,10 +49,10 @@ class ISTANetProx(nn.Module):
 
     def __init__(self, channels: int = 32, plus: bool = True, threshold: float = 0.01, zero_residual: bool = False):
         super().__init__()
-        if not isinstance(channels, int) or channels < 1:
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
-        if not threshold > 0:
-            raise ValueError(f"threshold must be > 0, got {threshold!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
+            raise ValueError(f"threshold must be a number > 0, got {threshold!r}")
         c = channels
         self.plus = plus
         conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1, bias=False)  # noqa: E731
@@ -145,7 +146,9 @@ class BlockUnrolled(Unrolled):
                  step_size: float = 0.5):
         if not isinstance(operator, BlockCompressedSensing):
             raise TypeError(f"operator must be a BlockCompressedSensing, got {type(operator).__name__}")
-        super().__init__(operator.resized(None), prox, step="pgd", stages=stages, tied=tied, step_size=step_size)
+        # a copy of Φ/Qinit: loading weights into the network must not overwrite the caller's operator
+        super().__init__(operator.resized(None, copy=True), prox, step="pgd", stages=stages, tied=tied,
+                         step_size=step_size)
 
     @property
     def ratio(self) -> float:
@@ -164,7 +167,8 @@ class BlockUnrolled(Unrolled):
 
 class ISTANet(BlockUnrolled):
     r"""ISTA-Net (``plus=False``) or ISTA-Net+ (``plus=True``): ``phases`` untied PGD phases with the
-    learned transform prox, 32 channels, ρ₀ = 0.5, θ₀ = 0.01.
+    learned transform prox, 32 channels, ρ₀ = 0.5/‖Φ‖² (0.5 for the shared Φ files, whose rows are orthonormal),
+    θ₀ = 0.01.
 
     ``zero_residual=True`` starts every phase as a plain ISTA step. ISTA-Net+: :math:`\mathcal G_k` starts at
     zero instead of Xavier, so the untrained network is 9 plain gradient steps from Qinit; with a short
@@ -176,6 +180,8 @@ class ISTANet(BlockUnrolled):
 
     def __init__(self, operator: BlockCompressedSensing, phases: int = 9, plus: bool = True, channels: int = 32,
                  zero_residual: bool = False):
+        if isinstance(phases, bool) or not isinstance(phases, int) or phases < 1:
+            raise ValueError(f"phases must be an int >= 1, got {phases!r}")
         super().__init__(operator, lambda: ISTANetProx(channels, plus=plus, zero_residual=zero_residual),
                          stages=phases, tied=False, step_size=0.5)
         self.plus = plus
@@ -184,7 +190,8 @@ class ISTANet(BlockUnrolled):
         r""":math:`\sum_k \operatorname{mean}\big((\tilde{\mathcal F}_k\mathcal F_k(r) - r)^2\big)` of the last forward pass."""
         terms = [p.symmetry.pow(2).mean() for p in self.proxes if p.symmetry is not None]
         if not terms:
-            raise RuntimeError("symmetry_loss() needs a forward pass first")
+            raise RuntimeError("symmetry_loss() needs a forward pass in training mode first (model.train(); the "
+                               "residuals are not computed in eval mode)")
         return torch.stack(terms).sum()
 
 
@@ -194,14 +201,28 @@ def resnet_unrolled(operator: BlockCompressedSensing, stages: int = 5, channels:
     return BlockUnrolled(operator, ResNetProx(channels, blocks), stages=stages, tied=tied, step_size=1.0)
 
 
-def istanet_loss(model: BlockUnrolled, y: torch.Tensor, x: torch.Tensor, gamma: float = 0.01,
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside ``DistributedDataParallel`` / ``DataParallel`` / ``torch.compile`` wrappers."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        else:
+            return model
+
+
+def istanet_loss(model: nn.Module, y: torch.Tensor, x: torch.Tensor, gamma: float = 0.01,
                  forward=None) -> torch.Tensor:
     r"""The paper's loss: :math:`\operatorname{mean}\|\hat x - x\|^2 + \gamma \sum_k \operatorname{mean}\|\text{sym}_k\|^2`
     (the second term only for :class:`ISTANet`). ``forward`` (default ``model``) computes :math:`\hat x`; pass
-    ``torch.compile(model)`` to train with a compiled forward (the symmetry residuals are still read from ``model``)."""
+    ``torch.compile(model)`` to train with a compiled forward. ``model`` may be wrapped (``DistributedDataParallel``,
+    ``torch.compile``): :math:`\hat x` comes from the wrapper, which is what synchronises gradients under DDP, and
+    the symmetry residuals from the module inside."""
     loss = F.mse_loss((model if forward is None else forward)(y), x)
-    if isinstance(model, ISTANet) and gamma:
-        loss = loss + gamma * model.symmetry_loss()
+    core = _unwrap(model)
+    if isinstance(core, ISTANet) and gamma:
+        loss = loss + gamma * core.symmetry_loss()
     return loss
 
 
