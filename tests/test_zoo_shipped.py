@@ -61,8 +61,7 @@ def test_lpn_ellipses_denoises_whole_phantoms():
 BLOCK_CS_MODELS = [n for n in list_zoo() if zoo_info(n)["model"]["name"] in ("istanet", "resnet-pgd")]
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n.endswith("cs25") else pytest.mark.slow)
-                                  for n in BLOCK_CS_MODELS])
+@pytest.mark.parametrize("name", BLOCK_CS_MODELS)  # every ratio: the paper-order test below reads these numbers
 def test_block_cs_models_reproduce_their_set11_psnr(name, shared_data):
     from proxlab.experiments.istanet import evaluate_set11
 
