@@ -106,10 +106,14 @@ def test_zoo_recipe_records_every_setting_that_shapes_the_weights():
     cfg = exp._settings({"model": "istanet-plus", "steps": "900", "compile": "1", "batch": "32", "warmup": "100",
                          "threads": "2", "set11": "/somewhere", "init": "zoo:istanet-plus-cs25"})
     rec = exp.recipe(cfg)
-    assert rec == {"steps": 900, "batch": 32, "init": "zoo:istanet-plus-cs25", "warmup": 100, "compile": 1}
-    assert exp.recipe(exp._settings({"model": "istanet"})) == {"identity": 1}  # plain ISTA-Net: the start is named
+    assert set(rec) == set(exp.DEFAULTS) - set(exp.NOT_RECIPE)  # every weight-shaping setting, default or not
+    assert (rec["steps"], rec["batch"], rec["init"], rec["warmup"], rec["compile"]) == (900, 32, "zoo:istanet-plus-cs25",
+                                                                                     100, 1)
     # a recorded recipe is a valid set of overrides giving the same settings back
-    assert exp._settings({k: str(v) for k, v in rec.items()}) == {**cfg, "threads": 1, "set11": ""}
+    back = exp._settings({"model": "istanet-plus", **{k: str(v) for k, v in rec.items()}})
+    assert back == {**cfg, "threads": 1, "set11": "", "device": "auto"}
+    with pytest.raises(ValueError, match="setting device"):
+        exp._settings({"device": "tpu"})
 
 
 def test_two_processes_under_torchrun_train_one_model(tmp_path):
@@ -127,3 +131,6 @@ def test_two_processes_under_torchrun_train_one_model(tmp_path):
     assert float((tmp_path / "diff.txt").read_text()) < 1e-6
     summary = json.loads((tmp_path / "run" / "results.json").read_text())
     assert summary["steps"] == 3 and summary["train_seconds"] > 0
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["blocks_per_step"] for r in ranks] == [[2, 2, 2]] * 2  # batch=4 split over 2 processes
+    assert ranks[0]["wrote"] and not ranks[1]["wrote"]  # rank 1 returned before writing anything

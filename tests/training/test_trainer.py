@@ -219,3 +219,23 @@ def test_training_seconds_add_up_over_a_resume(tmp_path):
     assert t.train_seconds == pytest.approx(first.train_seconds)  # restored from the checkpoint
     second = t.fit()
     assert second.step == 20 and second.train_seconds > first.train_seconds
+
+
+def test_other_ranks_continue_on_their_own_random_streams_after_a_resume(tmp_path):
+    # the checkpoint holds rank 0's generator; a rank > 0 must not replay it (it would draw rank 0's noise/batches)
+    from proxlab.training.distributed import DistributedContext
+
+    trainer(net(), tmp_path / "run", steps=10).fit()
+    rank0 = trainer(net(), tmp_path / "run", steps=20).resume()
+    rank1 = trainer(net(), tmp_path / "run", steps=20)
+    rank1.dist = DistributedContext(rank=1, world_size=2)
+    rank1.resume()
+    draw = lambda t: torch.rand(5, generator=t.generator)  # noqa: E731
+    assert not torch.equal(draw(rank0), draw(rank1))
+    again = trainer(net(), tmp_path / "run", steps=20)
+    again.dist = DistributedContext(rank=1, world_size=2)
+    again.resume()
+    twin = trainer(net(), tmp_path / "run", steps=20)
+    twin.dist = DistributedContext(rank=1, world_size=2)
+    twin.resume()
+    assert torch.equal(draw(again), draw(twin))  # and the stream is reproducible

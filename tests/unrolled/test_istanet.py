@@ -206,16 +206,22 @@ def test_plain_istanet_phase_and_symmetry_match_the_written_out_formula():
     torch.testing.assert_close(prox.symmetry, back(z) - r)
 
 
-def test_wrapped_model_keeps_the_symmetry_term(op):
-    # under DistributedDataParallel (or DataParallel, or torch.compile) the loss must still see the phases' residuals
+def test_wrapped_model_keeps_the_symmetry_term(op, tmp_path):
+    # under DistributedDataParallel the loss must still see the phases' residuals (one CPU process, gloo)
+    import torch.distributed as dist
+
     torch.manual_seed(9)
     net = ISTANet(op, phases=2, plus=False, channels=4).train()
     x = torch.rand(2, 1, 33, 33)
     y = op(x)
     bare = istanet_loss(net, y, x, gamma=0.5)
-    wrapped = istanet_loss(torch.nn.DataParallel(net), y, x, gamma=0.5)
+    assert float(bare - F.mse_loss(net(y), x)) > 0  # the symmetry term is really part of the loss
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        wrapped = istanet_loss(torch.nn.parallel.DistributedDataParallel(net), y, x, gamma=0.5)
+    finally:
+        dist.destroy_process_group()
     torch.testing.assert_close(wrapped, bare)
-    assert float(bare - F.mse_loss(net(y), x)) > 0  # the symmetry term is really part of both
 
 
 def test_loading_weights_after_a_forward_uses_the_new_phi():

@@ -22,7 +22,8 @@ exactly as the paper does), ``val_every``, ``stages``/``channels``/``blocks`` (r
 learning-rate warm-up steps before the cosine decay: a fresh Adam state on trained weights otherwise moves
 every parameter by ~lr in its first steps, which wrecks a warm start), ``channels_last`` and ``compile``
 (0/1: train in channels-last memory format / with a ``torch.compile``'d forward; the weights are the same
-module either way, evaluation runs uncompiled).
+module either way, evaluation runs uncompiled), ``device`` (auto | cpu | cuda | cuda:N; auto takes a GPU where one
+exists). Under ``torchrun`` each process draws its share of every global batch and rank 0 writes the folder.
 A folder with checkpoints resumes where it stopped. Writes ``model.safetensors``, ``results.json``,
 ``report.html`` and, with ``set11``, ``set11.png``.
 """
@@ -61,12 +62,12 @@ MODELS = ("istanet-plus", "istanet", "resnet-pgd")
 DEFAULTS = {"model": "istanet-plus", "ratio": "25", "phi": "", "steps": "3000", "batch": "64", "lr": "1e-3",
             "gamma": "0.01", "precision": "bf16", "threads": "1", "seed": "0", "init": "", "set11": "",
             "val_every": "200", "zero_g": "1", "qinit_blocks": "50000", "stages": "5", "channels": "128", "blocks": "1",
-            "warmup": "0", "channels_last": "0", "compile": "0", "identity": "1"}
+            "warmup": "0", "channels_last": "0", "compile": "0", "identity": "1", "device": "auto"}
 PRESETS = {f"{m}-cs{r}": {"model": m, "ratio": str(r)} for m in MODELS for r in (10, 25, 40)}
 INT_SETTINGS = ("ratio", "steps", "batch", "threads", "seed", "val_every", "stages", "channels", "blocks", "zero_g",
                 "qinit_blocks", "warmup", "channels_last", "compile", "identity")
 #: settings that do not change the trained weights (left out of a zoo entry's training command)
-NOT_RECIPE = ("model", "ratio", "threads", "set11")
+NOT_RECIPE = ("model", "ratio", "threads", "set11", "device")
 
 
 def _settings(over: dict[str, str]) -> dict:
@@ -94,8 +95,14 @@ def _settings(over: dict[str, str]) -> dict:
     for k in ("steps", "batch", "threads", "val_every", "stages", "channels", "blocks", "qinit_blocks"):
         if out[k] < 1:
             raise ValueError(f"{k} must be >= 1, got {out[k]}")
+    from ..training.distributed import resolve_device
+
+    try:
+        resolve_device(s["device"])
+    except (ValueError, RuntimeError) as err:
+        raise ValueError(f"setting device: {err}") from None
     return {**out, "model": s["model"], "precision": s["precision"], "phi": s["phi"], "init": s["init"],
-            "set11": s["set11"]}
+            "set11": s["set11"], "device": s["device"]}
 
 
 def training_images() -> list[torch.Tensor]:
@@ -172,9 +179,9 @@ def evaluate_set11(model: BlockUnrolled, root: str | Path) -> dict:
     dev = model.raw_step_size.device
     per, recs = {}, {}
     images = list(load_set11(root))
-    with torch.no_grad():  # warm-up (first-call allocations), not timed
-        x = images[0][1].to(dev)
-        model(model.operator.resized(tuple(x.shape[-2:]))(x), image_size=x.shape[-2:])
+    with torch.no_grad():  # warm-up (first-call allocations, per-shape kernel choice), once per size, not timed
+        for size, x in {tuple(x.shape[-2:]): x for _, x in images}.items():
+            model(model.operator.resized(size)(x.to(dev)), image_size=size)
     for name, x in images:
         A = model.operator.resized(tuple(x.shape[-2:]))
         with torch.no_grad():
@@ -195,11 +202,9 @@ def evaluate_set11(model: BlockUnrolled, root: str | Path) -> dict:
 
 
 def recipe(cfg: dict) -> dict:
-    """The settings of ``cfg`` that shape the trained weights and differ from the defaults (plain ISTA-Net's
-    ``identity`` always: it names the starting point), in the order of :data:`DEFAULTS`."""
-    default = _settings({})
-    return {k: cfg[k] for k in DEFAULTS if k not in NOT_RECIPE and k in cfg
-            and (cfg[k] != default[k] or (k == "identity" and cfg["model"] == "istanet"))}
+    """Every setting of ``cfg`` that shapes the trained weights (all but :data:`NOT_RECIPE`), in the order of
+    :data:`DEFAULTS`: the recorded command keeps its meaning if a default changes later."""
+    return {k: cfg[k] for k in DEFAULTS if k not in NOT_RECIPE and k in cfg}
 
 
 def export_to_zoo(run_dir: str | Path, name: str | None = None, zoo_dir: str | Path | None = None) -> Path:
@@ -236,7 +241,9 @@ def export_to_zoo(run_dir: str | Path, name: str | None = None, zoo_dir: str | P
                          "paper_psnr": summary["paper_set11"], "released_weights_psnr": summary["released_set11"]},
         "seconds_per_image": m["seconds"],
         "seconds_per_image_threads": summary["set11"].get("threads"),
-        "training_seconds": summary.get("train_seconds", summary.get("train_seconds_this_process")),
+        "training_seconds": summary.get("train_seconds") or summary["train_seconds_this_process"],
+        **({} if summary.get("train_seconds") else
+           {"training_seconds_note": "resumed from a checkpoint without a time record: this process's time only"}),
     }
     return add_entry(name, run_dir / "model.safetensors", info, zoo_dir=zoo_dir)
 
@@ -288,7 +295,7 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
                       batch_size=cfg["batch"], lr=cfg["lr"], schedule="cosine", warmup_steps=cfg["warmup"], val_every=cfg["val_every"],
                       checkpoint_every=min(100, cfg["val_every"]), log_every=max(1, min(50, cfg["steps"] // 20)),
                       metric="psnr", out_dir=out / "checkpoints", seed=cfg["seed"], progress=progress,
-                      precision=cfg["precision"], config=cfg)
+                      precision=cfg["precision"], device=cfg["device"], config=cfg)
     if (out / "checkpoints" / POINTER).is_file():
         trainer.resume()
         log(f"resumed at step {trainer.step}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -68,7 +69,7 @@ class TrainResult:
     best_step: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     out_dir: Path | None = None
-    train_seconds: float = 0.0  # wall time spent in fit(), summed over resumed runs
+    train_seconds: float | None = 0.0  # wall time spent in fit(), summed over resumed runs (None: unknown)
 
 
 def _mix(seed: int, *parts: int) -> int:
@@ -178,7 +179,7 @@ class Trainer:
         check_choice("precision", precision, ["fp32", "bf16"])
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable as loss_fn(model, batch, ctx), got {type(loss_fn).__name__}")
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per process
         self.dist: DistributedContext = setup_distributed(self.device)
         if self.dist.enabled and batch_size % self.dist.world_size:
             raise ValueError(f"batch_size={batch_size} must be divisible by the number of processes ({self.dist.world_size})")
@@ -209,7 +210,7 @@ class Trainer:
         self.best_metric: float | None = None
         self.best_step: int | None = None
         self.bad_validations = 0
-        self.train_seconds = 0.0  # wall time in fit(), carried through checkpoints
+        self.train_seconds: float | None = 0.0  # wall time in fit(), carried through checkpoints; None: unknown
         self.history: list[dict[str, float]] = []
         self._stop_requested = False
         self._tb = None
@@ -294,11 +295,15 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best_metric, self.best_step = state["best_metric"], state["best_step"]
         self.bad_validations = state.get("bad_validations", 0)
-        self.train_seconds = float(state.get("train_seconds", 0.0))
+        # None: a checkpoint from before the time was recorded (the total is unknown, not this process's share)
+        self.train_seconds = None if state.get("train_seconds") is None else float(state["train_seconds"])
         if "generator" in rng:
             self.generator.set_state(rng["generator"])
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
+        if self.dist.rank:  # the checkpoint holds rank 0's streams; other ranks continue on streams of their own
+            self.generator.manual_seed(_mix(self.seed, 1, self.dist.rank, self.step))
+            torch.manual_seed(_mix(self.seed, 2, self.dist.rank, self.step))
         self.history = [h for h in self._read_log() if h.get("step", 0) <= self.step]
         if self.out_dir is not None and self.dist.is_main:  # drop log lines past the checkpoint
             (self.out_dir / "log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in self.history))
@@ -360,7 +365,8 @@ class Trainer:
                 self.batch_in_epoch += 1
                 loss, extras = self._train_step(batch)
                 self.step += 1
-                self.train_seconds = seconds_before + time.perf_counter() - t_fit
+                if seconds_before is not None:
+                    self.train_seconds = seconds_before + time.perf_counter() - t_fit
                 loss_avg = loss if loss_avg is None else 0.9 * loss_avg + 0.1 * loss
                 if self.step % self.log_every == 0 or self.step == self.steps:
                     now = time.perf_counter()

@@ -23,6 +23,7 @@ tiles the result back (``Qinit`` gives :math:`x^{(0)}`).
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -51,7 +52,7 @@ class ISTANetProx(nn.Module):
         super().__init__()
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not threshold > 0:
             raise ValueError(f"threshold must be a number > 0, got {threshold!r}")
         c = channels
         self.plus = plus
@@ -202,9 +203,10 @@ def resnet_unrolled(operator: BlockCompressedSensing, stages: int = 5, channels:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    """The module inside ``DistributedDataParallel`` / ``DataParallel`` / ``torch.compile`` wrappers."""
+    """The module inside ``DistributedDataParallel`` / ``torch.compile`` wrappers. (Not ``DataParallel``: its
+    replicas, not the module, hold the symmetry residuals.)"""
     while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        if isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
         elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
             model = model._orig_mod

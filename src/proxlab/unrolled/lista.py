@@ -102,23 +102,24 @@ class LISTA(nn.Module):
         dtype = dictionary.dtype
         n_S = 0 if layers == 1 else (1 if tied else layers - 1)
         n_theta = 1 if tied else layers
-        self.n, self.m, self.layers, self.tied = n, m, layers, tied
+        self.n, self.m, self.alpha, self.layers, self.tied, self.lipschitz = n, m, alpha, layers, tied, L
         self.register_buffer("dictionary", dictionary.detach().clone())
-        # α and L travel with the weights, so reset_to_ista() after load_state_dict uses the loaded values
-        self.register_buffer("alpha_lipschitz", torch.tensor([alpha, L], dtype=torch.float64, device=dictionary.device))
         self.encoder = nn.Parameter(We.to(dtype).clone())
         self.inhibition = nn.ParameterList([nn.Parameter(S.to(dtype).clone()) for _ in range(n_S)])
         self.threshold = nn.Parameter(torch.full((n_theta, m), theta, dtype=dtype, device=dictionary.device))
 
-    @property
-    def alpha(self) -> float:
-        """The ℓ1 weight α of the sparse coding problem."""
-        return float(self.alpha_lipschitz[0])
+    # α and L travel with the weights (as the state_dict's ``_extra_state``, a float64 tensor that dtype casts leave
+    # alone), so reset_to_ista() after load_state_dict uses the loaded values
+    def get_extra_state(self) -> torch.Tensor:
+        return torch.tensor([self.alpha, self.lipschitz], dtype=torch.float64)
 
-    @property
-    def lipschitz(self) -> float:
-        """The L of the ISTA initialisation (W_e = W_dᵀ/L, S = I − W_dᵀW_d/L, θ = α/L)."""
-        return float(self.alpha_lipschitz[1])
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.alpha, self.lipschitz = float(state[0]), float(state[1])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # weights saved before α and L were stored: keep this module's own
+        state_dict.setdefault(prefix + "_extra_state", self.get_extra_state())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _theta(self, k: int, like: torch.Tensor) -> torch.Tensor:
         return match(self.threshold[0 if self.tied else k], like).abs().unsqueeze(0)  # (1, m): broadcasts
