@@ -17,7 +17,8 @@ a split-identity transform (see :class:`~proxlab.unrolled.ISTANet`); 0 gives the
 
 Settings (``--set key=value``): ``model`` (istanet-plus | istanet | resnet-pgd), ``ratio`` (percent),
 ``phi``, ``steps``, ``batch``, ``lr``, ``gamma``, ``precision`` (bf16 | fp32: autocast for training only;
-evaluation is fp32), ``threads``, ``seed``, ``init``, ``set11`` (a Set11 folder: evaluated at the end
+evaluation is fp32), ``threads`` (torch threads, default 1, so that two trainings share a 2-core machine; this
+program sets them itself, the command line's ``--threads`` does not apply), ``seed``, ``init``, ``set11`` (a Set11 folder: evaluated at the end
 exactly as the paper does), ``val_every``, ``stages``/``channels``/``blocks`` (resnet-pgd), ``warmup`` (linear
 learning-rate warm-up steps before the cosine decay: a fresh Adam state on trained weights otherwise moves
 every parameter by ~lr in its first steps, which wrecks a warm start), ``channels_last`` and ``compile``
@@ -202,9 +203,10 @@ def evaluate_set11(model: BlockUnrolled, root: str | Path) -> dict:
 
 
 def recipe(cfg: dict) -> dict:
-    """Every setting of ``cfg`` that shapes the trained weights (all but :data:`NOT_RECIPE`), in the order of
-    :data:`DEFAULTS`: the recorded command keeps its meaning if a default changes later."""
-    return {k: cfg[k] for k in DEFAULTS if k not in NOT_RECIPE and k in cfg}
+    """Every setting of ``cfg`` that shapes the trained weights (all but :data:`NOT_RECIPE` and the unset
+    ``phi``/``init``), in the order of :data:`DEFAULTS`: the recorded command keeps its meaning if a default
+    changes later."""
+    return {k: cfg[k] for k in DEFAULTS if k not in NOT_RECIPE and k in cfg and cfg[k] != ""}
 
 
 def export_to_zoo(run_dir: str | Path, name: str | None = None, zoo_dir: str | Path | None = None) -> Path:
