@@ -176,3 +176,13 @@ def test_power_iteration_norm_is_recomputed_after_loading_buffers():
     assert a.norm() == pytest.approx(4.0, rel=1e-4)
     a.load_state_dict(b.state_dict())
     assert a.norm() == pytest.approx(16.0, rel=1e-4)
+
+
+def test_blur_transfer_function_is_recomputed_after_loading_a_kernel():
+    from proxlab.operators import Convolution
+
+    a, b = Convolution(torch.tensor([[0.0, 1.0, 0.0]])), Convolution(torch.tensor([[0.25, 0.5, 0.25]]))
+    x = torch.rand(1, 1, 8, 8)
+    a(x)  # caches a's transfer function for 8x8
+    a.load_state_dict(b.state_dict())
+    torch.testing.assert_close(a(x), b(x))

@@ -107,9 +107,14 @@ class LinearOperator(nn.Module, abc.ABC):
         self._norm_cache: dict[tuple, float] = {}
 
     def _load_from_state_dict(self, *args, **kwargs):
-        # new buffers (a matrix, a mask) may change ‖A‖²: forget the cached power-iteration results
+        # new buffers (a matrix, a mask) may change ‖A‖²: forget the cached power-iteration results, and let the
+        # subclass forget whatever it derived from its buffers (_buffers_loaded)
         self._norm_cache.clear()
         super()._load_from_state_dict(*args, **kwargs)
+        self._buffers_loaded()
+
+    def _buffers_loaded(self) -> None:
+        """Called after ``load_state_dict`` filled this operator's buffers: drop state derived from them."""
 
     # ---- to implement -------------------------------------------------------------------------
     @abc.abstractmethod

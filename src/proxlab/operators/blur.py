@@ -71,6 +71,9 @@ class Convolution(LinearOperator):
             self._otf_cache[key] = cached
         return cached
 
+    def _buffers_loaded(self) -> None:  # a loaded kernel makes the cached transfer functions stale
+        self._otf_cache = {}
+
     def _apply(self, fn, recurse=True):  # keep the cache consistent with .to()/.double()
         self._otf_cache = {}
         self._norm_cache = {}

@@ -58,6 +58,27 @@ def _woodbury_factors(phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lam.clamp_min(0), U
 
 
+class _GramFactors:
+    r"""The eigen-decomposition of :math:`\Phi\Phi^\top` behind ``solve_normal`` and ``norm``, computed on first use
+    and kept in the non-persistent buffers ``_lam``/``_U`` (they follow ``.to(device)``); forgotten when weights
+    are loaded, since Φ may have changed."""
+
+    def _sensing_matrix(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._lam is None:
+            self._lam, self._U = _woodbury_factors(self._sensing_matrix())
+        return self._lam, self._U
+
+    def _buffers_loaded(self) -> None:
+        self._lam = self._U = None
+
+    def norm(self, shape=None, **kwargs) -> float:
+        r""":math:`\|A\|_2^2 = \lambda_{\max}(\Phi\Phi^\top)`, exact."""
+        return float(self._factors()[0].max())
+
+
 def _woodbury_solve(phi, lam, U, b, rho):
     r""":math:`(\Phi^\top\Phi + \rho I)^{-1} b = \rho^{-1}\,(b - \Phi^\top (\Phi\Phi^\top + \rho I)^{-1} \Phi b)`
     for ``b`` of shape ``(..., n)``, exact for any :math:`\rho > 0`."""
@@ -67,7 +88,7 @@ def _woodbury_solve(phi, lam, U, b, rho):
     return (b - (c @ U.T) @ phi) / rho
 
 
-class CompressedSensing(LinearOperator):
+class CompressedSensing(_GramFactors, LinearOperator):
     r"""Dense compressed sensing :math:`y = A x` on flattened signals, :math:`A \in \mathbb R^{m\times n}`.
 
     By default :math:`A_{ij} \sim \mathcal N(0, 1/m)` from ``seed``; pass ``matrix`` to use your own.
@@ -95,15 +116,11 @@ class CompressedSensing(LinearOperator):
             raise ValueError(f"signal_shape {signal_shape} has {numel} entries, but the matrix has n={n} columns")
         super().__init__(signal_shape, (m,))
         self.register_buffer("matrix", matrix.float())
-        lam, U = _woodbury_factors(self.matrix)
-        self.register_buffer("_lam", lam, persistent=False)
-        self.register_buffer("_U", U, persistent=False)
+        self.register_buffer("_lam", None, persistent=False)
+        self.register_buffer("_U", None, persistent=False)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # a loaded matrix invalidates the cached factors of AAᵀ: recompute them
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        lam, U = _woodbury_factors(self.matrix)
-        self._lam, self._U = lam.to(self._lam), U.to(self._U)
+    def _sensing_matrix(self) -> torch.Tensor:
+        return self.matrix
 
     @property
     def m(self) -> int:
@@ -125,10 +142,7 @@ class CompressedSensing(LinearOperator):
         rho_t = rho_tensor(rho, flat)
         if bool((rho_t <= 0).any()):
             raise ValueError(f"rho must be > 0, got {rho!r}")
-        return _woodbury_solve(self.matrix, self._lam, self._U, flat, rho_t).reshape(b.shape)
-
-    def norm(self, shape=None, **kwargs) -> float:
-        return float(self._lam.max())
+        return _woodbury_solve(self.matrix, *self._factors(), flat, rho_t).reshape(b.shape)
 
 
 def _ratio_to_m(ratio: float, n: int) -> int:
@@ -138,7 +152,7 @@ def _ratio_to_m(ratio: float, n: int) -> int:
     return max(1, round(ratio * n))
 
 
-class BlockCompressedSensing(LinearOperator):
+class BlockCompressedSensing(_GramFactors, LinearOperator):
     r"""Block compressed sensing (ISTA-Net setting): every ``block × block`` tile measured by one :math:`\Phi`.
 
     Parameters
@@ -195,15 +209,11 @@ class BlockCompressedSensing(LinearOperator):
         self.image_size = image_size
         self.register_buffer("phi", phi.float())
         self.register_buffer("qinit", None if qinit is None else qinit.float())
-        lam, U = _woodbury_factors(self.phi)
-        self.register_buffer("_lam", lam, persistent=False)
-        self.register_buffer("_U", U, persistent=False)
+        self.register_buffer("_lam", None, persistent=False)
+        self.register_buffer("_U", None, persistent=False)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Φ arrives with the weights (e.g. a zoo model): refresh the cached factors of ΦΦᵀ afterwards.
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        lam, U = _woodbury_factors(self.phi)
-        self._lam, self._U = lam.to(self._lam), U.to(self._U)
+    def _sensing_matrix(self) -> torch.Tensor:
+        return self.phi
 
     @classmethod
     def from_mat(cls, phi_path, qinit_path=None, image_size=None, block: int = 33) -> "BlockCompressedSensing":
@@ -213,7 +223,7 @@ class BlockCompressedSensing(LinearOperator):
         return cls(None, image_size=image_size, block=block, phi=phi, qinit=qinit)
 
     def resized(self, image_size: Sequence[int] | int | None, copy: bool = False) -> "BlockCompressedSensing":
-        """The same Φ and Qinit (device, dtype and cached ΦΦᵀ factors included) for another image size; the
+        """The same Φ and Qinit (device, dtype and any computed ΦΦᵀ factors included) for another image size; the
         buffers are shared, or with ``copy=True`` copied (so that loading weights into one leaves the other)."""
         op = BlockCompressedSensing(None, image_size=image_size, block=self.block, phi=self.phi, qinit=self.qinit)
         for name, buf in self.named_buffers(recurse=False):
@@ -277,10 +287,7 @@ class BlockCompressedSensing(LinearOperator):
         rho_t = rho_tensor(rho, b, ndim=5)
         if bool((rho_t <= 0).any()):
             raise ValueError(f"rho must be > 0, got {rho!r}")
-        return self.from_blocks(_woodbury_solve(self.phi, self._lam, self._U, self.to_blocks(b), rho_t))
-
-    def norm(self, shape=None, **kwargs) -> float:
-        return float(self._lam.max())
+        return self.from_blocks(_woodbury_solve(self.phi, *self._factors(), self.to_blocks(b), rho_t))
 
     def extra_repr(self) -> str:
         return f"m={self.m}, block={self.block}, ratio={self.ratio:.4f}, image_size={self.image_size}"
