@@ -24,7 +24,7 @@ import torch
 
 from proxlab.data import random_ellipses, skimage_image
 from proxlab.experiments.methods import reconstruct
-from proxlab.experiments.tasks import TASKS, make_task
+from proxlab.tasks import TASKS, make_task
 from proxlab.metrics import psnr
 
 GRID = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]

@@ -15,7 +15,7 @@ def test_expected_models_are_shipped():
 @pytest.mark.parametrize("name", MNIST_MODELS)
 def test_recorded_test_psnr_is_reproduced(name):
     from proxlab.data import MeasurementPairs, mnist5k
-    from proxlab.experiments.tasks import make_task
+    from proxlab.tasks import make_task
     from proxlab.metrics import psnr
 
     info = zoo_info(name)

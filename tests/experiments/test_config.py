@@ -20,7 +20,7 @@ from proxlab.experiments.config import (
     load_config,
     loads_config,
 )
-from proxlab.experiments.tasks import Task
+from proxlab.tasks import Task
 
 toml = _validate.toml_module()  # tomllib, or tomli on Python 3.10
 

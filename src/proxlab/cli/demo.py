@@ -40,7 +40,7 @@ def _parse_subset(value: str | None, allowed, what: str) -> list[str]:
 
 def run_demo(args) -> int:
     from ..experiments.methods import CLASSIC_METHODS, reconstruct
-    from ..experiments.tasks import TASKS, make_task
+    from ..tasks import TASKS, make_task
     from ..metrics import psnr, ssim
     from ..experiments.figures import comparison_grid, measurement_image
 

@@ -24,7 +24,7 @@ class UsageError(Exception):
 
 
 def _add_task_options(p: argparse.ArgumentParser) -> None:
-    from ..experiments.tasks import TASKS
+    from ..tasks import TASKS
 
     g = p.add_argument_group("task")
     g.add_argument("--task", required=True, help=f"one of: {', '.join(TASKS)}")

@@ -59,7 +59,7 @@ def run_reconstruct(args) -> int:
 def _task_from_args(args):
     """Pass only the options the task knows; an option given for another task is an error."""
     from .._checks import check_choice
-    from ..experiments.tasks import TASKS, make_task, task_options
+    from ..tasks import TASKS, make_task, task_options
 
     check_choice("task", args.task, TASKS)
     allowed = task_options(args.task)

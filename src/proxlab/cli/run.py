@@ -46,7 +46,7 @@ def zoo_command(args) -> int:
     print(f"{'name':28s} {'task':34s} {'test PSNR':>10s} {'best classic':>22s}  command")
     for n in names:
         info = zoo_info(n)
-        from ..experiments.tasks import make_task
+        from ..tasks import make_task
 
         task = make_task(info["task"]["name"], **info["task"]["options"]).describe()
         m = info["test_metrics"]

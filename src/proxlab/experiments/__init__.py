@@ -14,7 +14,7 @@ from .config import (
     loads_config,
 )
 from .methods import CLASSIC_METHODS, DEFAULT_WEIGHTS, get_method, reconstruct
-from .tasks import TASKS, Task, make_task, task_options
+from ..tasks import TASKS, Task, make_task, task_options
 
 __all__ = [
     "TASKS",

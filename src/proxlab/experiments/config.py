@@ -28,7 +28,7 @@ from ..training.schedules import SCHEDULES
 from . import _validate as v
 from ._validate import ConfigError
 from .methods import CLASSIC_METHODS
-from .tasks import TASKS, Task, make_task, task_options
+from ..tasks import TASKS, Task, make_task, task_options
 
 __all__ = [
     "ConfigError",
@@ -66,7 +66,7 @@ LOSSES = tuple(_LOSSES) + tuple(_SCHEDULED)  # the losses the runner can train w
 BEST_METRICS = ("psnr", "ssim", "loss")
 EVAL_METRICS = ("psnr", "ssim", "mse", "nmse")
 PRECISIONS = ("fp32", "bf16")
-# Types of the task options of proxlab.experiments.tasks; make_task checks their values.
+# Types of the task options of proxlab.tasks; make_task checks their values.
 _TASK_OPTION_CHECKS = {
     "noise": v.number(0.0),
     "blur_sigma": v.number(0.0, strict=True),
@@ -114,8 +114,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    """``[operator]``: the task (:data:`~proxlab.experiments.tasks.TASKS`), its noise level and its
-    other options, resolved by :func:`~proxlab.experiments.tasks.make_task` (unset ones take the
+    """``[operator]``: the task (:data:`~proxlab.tasks.TASKS`), its noise level and its
+    other options, resolved by :func:`~proxlab.tasks.make_task` (unset ones take the
     task's defaults; ``noise`` too, e.g. 0.1 for ``denoise``, 0.01 for ``deblur``)."""
 
     task: str
@@ -123,7 +123,7 @@ class OperatorConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def build_task(self, seed: int = 0) -> Task:
-        """The :class:`~proxlab.experiments.tasks.Task` this section describes."""
+        """The :class:`~proxlab.tasks.Task` this section describes."""
         return make_task(self.task, seed=seed, noise=self.noise, **self.options)
 
 

@@ -27,7 +27,7 @@ import torch
 from ..data import MeasurementPairs, mnist5k, random_ellipses
 from ..metrics import psnr, ssim
 from .methods import reconstruct
-from .tasks import make_task
+from ..tasks import make_task
 
 __all__ = ["run", "SETTINGS"]
 

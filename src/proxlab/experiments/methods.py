@@ -19,7 +19,7 @@ from .._checks import check_choice
 from ..operators import LinearOperator
 from ..priors.classic import TV, WaveletL1
 from ..solvers import admm, cg, fista, hqs
-from .tasks import Task
+from ..tasks import Task
 
 __all__ = ["CLASSIC_METHODS", "DEFAULT_WEIGHTS", "PNP_DEFAULTS", "Method", "get_method", "reconstruct", "pnp"]
 

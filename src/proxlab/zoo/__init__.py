@@ -48,7 +48,7 @@ def resolve_weights(spec: str) -> Path:
 def load_zoo_model(name: str, operator=None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Build zoo model ``name`` and load its weights. Models that unroll a solver get ``operator``
     (default: the operator of the task they were trained for, built for 28×28 images)."""
-    from ..experiments.tasks import make_task
+    from ..tasks import make_task
     from ..models import NEEDS_OPERATOR
     from ..registry import build_model
     from ..training import load_model_weights

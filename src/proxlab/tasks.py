@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from .._checks import check_choice, check_positive, check_range
-from ..operators import (
+from ._checks import check_choice, check_positive, check_range
+from .operators import (
     MRI,
     BlockCompressedSensing,
     Denoising,
@@ -75,7 +75,7 @@ class Task:
         if self.name == "ct":
             if H != W:
                 raise ValueError(f"the ct task needs a square image, got {H}x{W}")
-            from ..operators.ct import ParallelBeamCT
+            from .operators.ct import ParallelBeamCT
 
             return ParallelBeamCT(H, o["angles"])
         raise AssertionError(self.name)  # unreachable: names are validated in make_task
