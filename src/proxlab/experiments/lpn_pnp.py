@@ -58,7 +58,11 @@ def _pairs(task, x, seed):
     return A, ys
 
 
-def _run(method, A, y, task, weight, prior, iters):
+def _run(method, A, y, task, weight, prior, iters, shape):
+    """``weight`` is the grid value as chosen; all but PnP-ADMM's ρ are relative to ‖A‖² (1 for blur and
+    block CS, thousands for CT), as PnP's ρ is. ``shape`` is the image shape (C, H, W) for ‖A‖²."""
+    if weight is not None and method != "pnp-admm":
+        weight = weight * A.norm(tuple(shape))
     if method.startswith("pnp-"):
         return reconstruct(method, A, y, task, rho=weight, prior=prior, max_iter=iters)
     if method == "tikhonov":
@@ -70,12 +74,11 @@ def _run(method, A, y, task, weight, prior, iters):
 
 def _choose(method, task, x_val, prior, iters, seed):
     A, y = _pairs(task, x_val, seed)
-    # weights are relative to ‖A‖² (1 for blur and block CS, thousands for CT), as PnP's rho is
-    scale = 1.0 if method == "pnp-admm" else A.norm(tuple(x_val.shape[1:]))
-    grid = RHO_GRID if method == "pnp-admm" else [None if w is None else w * scale for w in LAM_GRID.get(method, [None])]
+    # the grid values themselves are stored and reported as chosen (a float product would not round-trip)
+    grid = RHO_GRID if method == "pnp-admm" else LAM_GRID.get(method, [None])
     scores = {}
     for w in grid:
-        scores[w] = float(psnr(_run(method, A, y, task, w, prior, iters).clamp(0, 1), x_val).mean())
+        scores[w] = float(psnr(_run(method, A, y, task, w, prior, iters, x_val.shape[1:]).clamp(0, 1), x_val).mean())
     return max(scores, key=scores.get), scores
 
 
@@ -138,7 +141,7 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
         for method in CLASSIC + ["pnp-admm", "pnp-pgd"]:
             w, scan = _choose(method, task, x_val, prior, iters, seed + 2)
             t0 = time.perf_counter()
-            rec = _run(method, A, y, task, w, prior, iters).clamp(0, 1)
+            rec = _run(method, A, y, task, w, prior, iters, x_test.shape[1:]).clamp(0, 1)
             row[method] = {"psnr": float(psnr(rec, x_test).mean()), "ssim": float(ssim(rec, x_test).mean()),
                            "weight": w, "seconds": time.perf_counter() - t0, "validation_scan": scan}
         results[label] = row
