@@ -77,7 +77,8 @@ def build_splits(cfg, seed: int = 0) -> Splits:
     elif src == "lfw":
         train, val, test = _split_pool(D.lfw_faces(size=size), seed)
     elif src == "idx":
-        pool, _ = D.load_idx_images(cfg.path, cfg.labels_path or None)
+        loaded = D.load_idx_images(cfg.path, cfg.labels_path or None)  # (images, labels) only with labels_path
+        pool = loaded[0] if cfg.labels_path else loaded
         train, val, test = _split_pool(resize(pool, size) if size else pool, seed)
     elif src == "image_folder":
         folder = D.ImageFolder(cfg.path, grey=True, size=size)
