@@ -1,57 +1,89 @@
-"""Typed, validated experiment configs read from TOML.
+"""The experiment spec: a TOML file validated as a whole by pydantic before anything runs.
 
-An experiment is a TOML file with top-level ``name`` (required), ``description`` and ``seed`` and
-the tables ``[data]``, ``[operator]``, ``[model]`` (with free-form ``[model.options]``),
-``[training]`` and ``[evaluation]``. :func:`load_config` reads it (or a dict of the same shape),
-applies ``"section.key=value"`` overrides, checks every type and value, and returns a frozen
-:class:`ExperimentConfig`; :func:`dump_toml` writes the resolved config (every key) back, so that
-``load_config(path_of(dump_toml(cfg))) == cfg``.
+An experiment names registered parts (:mod:`proxlab.experiments.parts`, :mod:`proxlab.registry`)::
+
+    name = "my-run"                 # required; also description, seed
+    [data]                          # a registered source and its options
+    source = "mnist5k"
+    [operator]                      # the task (a discriminated union on `task`) and its noise
+    task = "deblur"
+    blur_sigma = 1.0
+    [[operator.variants]]           # test-time variants (out-of-distribution noise, masks, blur)
+    label = "sigma 0.04"
+    noise = 0.04
+    [model]                         # a registered model; options checked against its constructor
+    name = "dncnn"
+    [model.options]
+    depth = 5
+    [training]                      # the defaults of every stage
+    steps = 1000
+    loss = "mse"
+    [[stages]]                      # optional: several stages, each overriding [training] keys
+    loss = "l1"                     #   and saying where its weights start: init = "fresh" |
+    steps = 500                     #   "previous" | "zoo:NAME" | "path.safetensors"
+    [evaluation]
+    baselines = ["init", "fista-tv"]
+    [[evaluation.protocols]]        # each returns a section of the report
+    name = "test_split"
+
+:func:`load_config` reads the file (or a dict), applies ``"section.key=value"`` overrides
+(``stages.1.steps=50`` for an array of tables), validates every key — the model's options against
+its constructor's signature, each loss's, protocol's and source's options against its own pydantic
+model — and returns a frozen :class:`ExperimentConfig`. :func:`dump_toml` writes the resolved spec
+back with tomli-w, so that ``load_config(dump_toml(cfg)) == cfg``.
 
 Every problem raises :class:`ConfigError` (a ``ValueError``) with one line naming the full key path,
 what was expected and what came, e.g. ``training.lr: expected a number > 0, got -1`` or
-``training.stpes: unknown key; did you mean 'steps'?``. ``bool`` is never accepted as an int; ints
-are accepted (and stored as floats) where numbers are expected.
+``training.stpes: unknown key; did you mean 'steps'?``. Booleans are never ints; ints are accepted
+(and stored as floats) where numbers are expected.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from ..data.sources import MNIST5K_SPLITS, SKIMAGE_IMAGES
-from ..losses import LOSSES as _LOSSES
-from ..losses import SCHEDULED_LOSSES as _SCHEDULED
-from ..training.schedules import SCHEDULES
-from . import _validate as v
-from ._validate import ConfigError
 from .methods import CLASSIC_METHODS
 from ..tasks import TASKS, Task, make_task, task_options
+from ..training.schedules import SCHEDULES
+from . import _toml as v
+from ._toml import ConfigError
+from .parts import LOSSES as _LOSS_PARTS
+from .parts import PROTOCOLS as _PROTOCOL_PARTS
+from .parts import SOURCES as _SOURCE_PARTS
 
 __all__ = [
     "ConfigError",
     "ExperimentConfig",
     "DataConfig",
     "OperatorConfig",
+    "TaskVariant",
     "ModelConfig",
     "TrainingConfig",
+    "ProtocolConfig",
     "EvaluationConfig",
     "load_config",
     "loads_config",
     "config_to_dict",
     "dump_toml",
+    "check_model_options",
     "DATA_SOURCES",
     "SOURCE_KEYS",
     "SCHEDULES",
-    "LOSSES",
     "BEST_METRICS",
     "EVAL_METRICS",
     "PRECISIONS",
 ]
 
-DATA_SOURCES = ("mnist5k", "skimage", "ellipses", "image_folder", "idx", "lfw")
+DATA_SOURCES = ("mnist5k", "skimage", "ellipses", "image_folder", "idx", "lfw")  # the built-in image sources
 #: Keys of ``[data]`` that only some sources use; a non-default value with another source is an error.
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "names": ("skimage",),
@@ -62,207 +94,192 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "val_count": ("ellipses",),
     "test_count": ("ellipses",),
 }
-LOSSES = tuple(_LOSSES) + tuple(_SCHEDULED)  # the losses the runner can train with
 BEST_METRICS = ("psnr", "ssim", "loss")
 EVAL_METRICS = ("psnr", "ssim", "mse", "nmse")
 PRECISIONS = ("fp32", "bf16")
-# Types of the task options of proxlab.tasks; make_task checks their values.
-_TASK_OPTION_CHECKS = {
-    "noise": v.number(0.0),
-    "blur_sigma": v.number(0.0, strict=True),
-    "ratio": v.number(),
-    "box_size": v.integer(0),
-    "angles": v.integer(1),
-    "mask": v.string(),
-    "mask_file": v.string(nonempty=True),
-    "phi": v.string(nonempty=True),
-    "qinit": v.string(nonempty=True),
+_DEVICE = re.compile(r"(auto|cpu|cuda|cuda:\d+|mps)\Z")
+_NAME = re.compile(r"[a-z0-9._-]+\Z")
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+# lists from TOML become tuples (lax only for the container; items stay strict)
+StrTuple = Annotated[tuple[str, ...], Field(strict=False)]
+IntTuple = Annotated[tuple[int, ...], Field(strict=False)]
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+class _Section(BaseModel):
+    model_config = _STRICT
+
+
+_TOML_SCALARS = (bool, int, float, str, __import__("datetime").date, __import__("datetime").time)
+
+
+def _toml_values(x: Any, key: str = "") -> Any:
+    """A free-form table's value as TOML can hold it (tuples become lists); anything else fails."""
+    if isinstance(x, Mapping):
+        return {k: _toml_values(y, f"{key}.{k}" if key else str(k)) for k, y in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_toml_values(y, f"{key}[{i}]") for i, y in enumerate(x)]
+    if not isinstance(x, _TOML_SCALARS):
+        raise _Fail(key, f"expected a TOML value (bool, int, float, string, date, array or table), got {v.show(x)}")
+    return x
+
+
+FreeTable = Annotated[dict[str, Any], Field(strict=False)]
+
+
+def _free(cls_field: str):
+    def check(cls, value):
+        return _toml_values(value)  # a _Fail's key is relative to the field (pydantic adds the field)
+
+    return field_validator(cls_field)(classmethod(check))
+
+
+# ---------------------------------------------------------------- [data]
+class DataConfig(_Section):
+    """``[data]``: where images come from and how training samples are cut from them.
+
+    ``source`` is a registered data source (:data:`~proxlab.experiments.parts.SOURCES`; the built-in
+    image sources are :data:`DATA_SOURCES`). For those, ``train``/``val``/``test`` are split names (for
+    ``mnist5k`` one of ``train``, ``val``, ``test``); ``names``/``test_names`` scikit-image image names
+    (``skimage``); ``path``/``labels_path`` files or folders (``image_folder``, ``idx``);
+    ``count``/``val_count``/``test_count`` image counts (``ellipses``). ``size`` resizes to ``size × size``
+    (0: native), ``patch_size`` > 0 trains on random patches (``patches_per_image`` per image),
+    ``augment`` adds dihedral flips/rotations. A registered source's own keys go to ``options``,
+    validated by its options model.
+    """
+
+    source: str
+    train: Annotated[str, Field(min_length=1)] = "train"
+    val: Annotated[str, Field(min_length=1)] = "val"
+    test: Annotated[str, Field(min_length=1)] = "test"
+    names: StrTuple = ()
+    test_names: StrTuple = ()
+    path: str = ""
+    labels_path: str = ""
+    count: NonNegInt = 0
+    val_count: NonNegInt = 0
+    test_count: NonNegInt = 0
+    size: NonNegInt = 0
+    patch_size: NonNegInt = 0
+    patches_per_image: NonNegInt = 0
+    augment: bool = False
+    options: FreeTable = Field(default_factory=dict)
+    _options_toml = _free("options")
+
+    @field_validator("names", "test_names")
+    @classmethod
+    def _skimage_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for i, n in enumerate(names):
+            if n not in SKIMAGE_IMAGES:
+                raise _Fail(f"[{i}]", f"expected one of {_choices(SKIMAGE_IMAGES)}, got {n!r}{v.hint(n, SKIMAGE_IMAGES)}")
+        return names
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataConfig:
+        part = _part(_SOURCE_PARTS, self.source, "source")
+        defaults = DataConfig.model_fields
+        for key, sources in SOURCE_KEYS.items():
+            if getattr(self, key) != defaults[key].default and self.source not in sources:
+                raise _Fail(key, f"only used with source {' or '.join(map(repr, sources))}, not {self.source!r}")
+        if self.source == "mnist5k":
+            for split in ("train", "val", "test"):
+                got = getattr(self, split)
+                if got not in MNIST5K_SPLITS:
+                    raise _Fail(split, f"expected one of {_choices(MNIST5K_SPLITS)}, got {got!r}"
+                                       f"{v.hint(got, MNIST5K_SPLITS)}")
+        need = {"image_folder": "path", "idx": "path", "skimage": "names", "ellipses": "count"}.get(self.source)
+        if need and not getattr(self, need):
+            if need in self.model_fields_set:
+                what = {"path": "a non-empty path", "names": "a non-empty list", "count": "an int >= 1"}[need]
+                raise _Fail(need, f"expected {what} for source {self.source!r}, got {v.show(getattr(self, need), typed=False)}")
+            raise _Fail("", f"missing required key {need!r} (source {self.source!r} needs it)")
+        if self.patch_size > 0 and 0 < self.size < self.patch_size:
+            raise _Fail("patch_size", f"expected an int <= size ({self.size}), got {self.patch_size}")
+        if self.patches_per_image > 0 and self.patch_size == 0:
+            raise _Fail("patches_per_image", f"expected 0 when patch_size = 0 (no patches), got {self.patches_per_image}")
+        if self.source not in DATA_SOURCES or self.options:
+            _validate_part_options(part, self.options, "options")
+        return self
+
+
+# ---------------------------------------------------------------- [operator]: a discriminated union of tasks
+_OPTION_TYPES: dict[str, Any] = {
+    "noise": NonNegFloat,
+    "blur_sigma": PosFloat,
+    "ratio": float,
+    "box_size": NonNegInt,
+    "angles": PosInt,
+    "mask": str,
+    "mask_file": Annotated[str, Field(min_length=1)],
+    "phi": Annotated[str, Field(min_length=1)],
+    "qinit": Annotated[str, Field(min_length=1)],
 }
 
 
-def _f(default: Any = MISSING, check: v.Check | None = None, factory: Any = MISSING) -> Any:
-    return field(default=default, default_factory=factory, metadata={"check": check})
+def _task_model(name: str) -> type[BaseModel]:
+    fields: dict[str, Any] = {"task": (Literal[name], ...), "label": (str, "")}
+    for k in task_options(name):
+        fields[k] = (_OPTION_TYPES[k], None)  # unset: None (defaults are not validated)
+    return create_model(f"{name.capitalize()}TaskOptions", __config__=_STRICT, **fields)
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    """``[data]``: where images come from and how training samples are cut from them.
-
-    ``train``/``val``/``test`` are split names (for ``mnist5k`` one of ``train``, ``val``, ``test``);
-    ``names``/``test_names`` are scikit-image image names (``skimage``); ``path``/``labels_path``
-    files or folders (``image_folder``, ``idx``); ``count``/``val_count``/``test_count`` image counts
-    (``ellipses``). ``size`` resizes to ``size × size`` (0: native), ``patch_size`` > 0 trains on
-    random patches (``patches_per_image`` per image), ``augment`` adds dihedral flips/rotations.
-    """
-
-    source: str = _f(check=v.choice(DATA_SOURCES))
-    train: str = _f("train", v.string(nonempty=True))
-    val: str = _f("val", v.string(nonempty=True))
-    test: str = _f("test", v.string(nonempty=True))
-    names: tuple[str, ...] = _f((), v.array(v.choice(SKIMAGE_IMAGES)))
-    test_names: tuple[str, ...] = _f((), v.array(v.choice(SKIMAGE_IMAGES)))
-    path: str = _f("", v.string())
-    labels_path: str = _f("", v.string())
-    count: int = _f(0, v.integer(0))
-    val_count: int = _f(0, v.integer(0))
-    test_count: int = _f(0, v.integer(0))
-    size: int = _f(0, v.integer(0))
-    patch_size: int = _f(0, v.integer(0))
-    patches_per_image: int = _f(0, v.integer(0))
-    augment: bool = _f(False, v.boolean)
+_TASK_MODELS = {t: _task_model(t) for t in TASKS}
+_TaskUnion = Annotated[Union[tuple(_TASK_MODELS.values())], Field(discriminator="task")]
 
 
-@dataclass(frozen=True)
-class OperatorConfig:
-    """``[operator]``: the task (:data:`~proxlab.tasks.TASKS`), its noise level and its
-    other options, resolved by :func:`~proxlab.tasks.make_task` (unset ones take the
-    task's defaults; ``noise`` too, e.g. 0.1 for ``denoise``, 0.01 for ``deblur``)."""
+class TaskVariant(_Section):
+    """A test-time variant of the task (``[[operator.variants]]``): a ``label`` and the options it changes
+    (out-of-distribution noise, masks, blur); the test protocol scores the model on each."""
+
+    label: Annotated[str, Field(min_length=1)]
+    options: dict[str, Any] = Field(default_factory=dict, strict=False)
+
+    def build_task(self, base: OperatorConfig, seed: int = 0) -> Task:
+        return make_task(base.task, seed=seed, **{**base.options, "noise": base.noise, **self.options})
+
+
+class OperatorConfig(_Section):
+    """``[operator]``: the task (:data:`~proxlab.tasks.TASKS`), its noise level and its other options,
+    resolved by :func:`~proxlab.tasks.make_task` (unset ones take the task's defaults; ``noise`` too,
+    e.g. 0.1 for ``denoise``, 0.01 for ``deblur``), and its test-time ``variants``."""
 
     task: str
     noise: float
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, strict=False)
+    variants: tuple[TaskVariant, ...] = Field(default=(), strict=False)
 
     def build_task(self, seed: int = 0) -> Task:
         """The :class:`~proxlab.tasks.Task` this section describes."""
         return make_task(self.task, seed=seed, noise=self.noise, **self.options)
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """``[model]``: a registered model ``name`` and keyword ``options`` for its constructor."""
-
-    name: str = _f(check=v.string(nonempty=True))
-    options: dict[str, Any] = _f(check=v.free_table, factory=dict)
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """``[training]``: optimiser, schedule, loss, loop cadence, early stopping and hardware.
-
-    ``lr_groups`` maps a parameter-name substring to its own learning rate; ``warmup_steps`` are
-    linear warm-up steps; ``milestones``/``gamma`` drive ``multistep``, ``step_size``/``gamma``
-    drive ``step``. ``metric`` says what the best checkpoint is; ``patience`` counts validations
-    without improvement before stopping (0: never); ``grad_clip`` 0 means no clipping.
-    """
-
-    steps: int = _f(1000, v.integer(1))
-    batch_size: int = _f(32, v.integer(1))
-    lr: float = _f(1e-3, v.number(0.0, strict=True))
-    lr_groups: dict[str, float] = _f(check=v.table_of(v.number(0.0, strict=True)), factory=dict)
-    weight_decay: float = _f(0.0, v.number(0.0))
-    schedule: str = _f("constant", v.choice(SCHEDULES))
-    warmup_steps: int = _f(0, v.integer(0))
-    milestones: tuple[int, ...] = _f((), v.array(v.integer()))
-    gamma: float = _f(0.1, v.number(0.0, strict=True, high=1.0))
-    step_size: int = _f(0, v.integer(0))
-    loss: str = _f("mse", v.choice(LOSSES))
-    loss_options: dict[str, Any] = _f(check=v.free_table, factory=dict)
-    grad_clip: float = _f(0.0, v.number(0.0))
-    val_every: int = _f(100, v.integer(1))
-    checkpoint_every: int = _f(100, v.integer(1))
-    log_every: int = _f(10, v.integer(1))
-    patience: int = _f(0, v.integer(0))
-    metric: str = _f("psnr", v.choice(BEST_METRICS))
-    num_workers: int = _f(0, v.integer(0))
-    device: str = _f("auto", v.device)
-    precision: str = _f("fp32", v.choice(PRECISIONS))
-
-
-@dataclass(frozen=True)
-class EvaluationConfig:
-    """``[evaluation]``: test metrics, classic baselines (names of
-    :data:`~proxlab.experiments.methods.CLASSIC_METHODS`) and a cap on test images (0: all)."""
-
-    metrics: tuple[str, ...] = _f(("psnr", "ssim"), v.array(v.choice(EVAL_METRICS), nonempty=True, unique=True))
-    baselines: tuple[str, ...] = _f(("init", "fista-tv"), v.array(v.choice(tuple(CLASSIC_METHODS)), unique=True))
-    max_test_images: int = _f(0, v.integer(0))
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExperimentConfig:
-    """A whole experiment; build it with :func:`load_config`."""
-
-    name: str
-    description: str = ""
-    seed: int = 0
-    data: DataConfig
-    operator: OperatorConfig
-    model: ModelConfig
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-
-    def build_task(self) -> Task:
-        """The task of ``[operator]``, seeded with the experiment's ``seed``."""
-        return self.operator.build_task(self.seed)
-
-
-_DATA_DEFAULTS = {f.name: f.default for f in fields(DataConfig)}
-_NAME = v.string(r"[a-z0-9._-]+")
-_ROOT_CHECKS: dict[str, v.Check] = {"name": _NAME, "description": v.string(), "seed": v.integer(0)}
-_SECTIONS = ("data", "operator", "model", "training", "evaluation")
-
-
-# ---------------------------------------------------------------- building from a dict
-def _section(cls: type, path: str, raw: Any) -> Any:
-    """Build dataclass ``cls`` from table ``raw`` using each field's ``check``."""
-    raw = v.table(path, raw)
-    names = [f.name for f in fields(cls)]
-    for k in raw:
-        if k not in names:
-            raise v.unknown_key(path, k, names)
-    kwargs = {}
-    for f in fields(cls):
-        if f.name in raw:
-            kwargs[f.name] = f.metadata["check"](f"{path}.{f.name}", raw[f.name])
-        elif f.default is MISSING and f.default_factory is MISSING:
-            raise ConfigError(path, f"missing required key {f.name!r}")
-    return cls(**kwargs)
-
-
-def _data(raw: Any) -> DataConfig:
-    d = _section(DataConfig, "data", raw)
-    if d.source == "mnist5k":
-        for split in ("train", "val", "test"):
-            v.choice(tuple(MNIST5K_SPLITS))(f"data.{split}", getattr(d, split))
-    for key, sources in SOURCE_KEYS.items():
-        if getattr(d, key) != _DATA_DEFAULTS[key] and d.source not in sources:
-            users = " or ".join(map(repr, sources))
-            raise ConfigError(f"data.{key}", f"only used with source {users}, not {d.source!r}")
-    need = {"image_folder": "path", "idx": "path", "skimage": "names", "ellipses": "count"}.get(d.source)
-    if need and not getattr(d, need):
-        if need in raw:
-            what = {"path": "a non-empty path", "names": "a non-empty list", "count": "an int >= 1"}[need]
-            got = v.show(raw[need], typed=False)
-            raise ConfigError(f"data.{need}", f"expected {what} for source {d.source!r}, got {got}")
-        raise ConfigError("data", f"missing required key {need!r} (source {d.source!r} needs it)")
-    if d.patch_size > 0 and d.size > 0 and d.patch_size > d.size:
-        raise ConfigError("data.patch_size", f"expected an int <= size ({d.size}), got {d.patch_size}")
-    if d.patches_per_image > 0 and d.patch_size == 0:
-        raise ConfigError(
-            "data.patches_per_image", f"expected 0 when patch_size = 0 (no patches), got {d.patches_per_image}"
-        )
-    return d
-
-
-def _operator(raw: Any) -> OperatorConfig:
-    raw = v.table("operator", raw)
+def _resolve_task(raw: Any, where: str) -> tuple[str, float, dict]:
+    """Validate one task table (the union member picked by ``task``) and resolve it with make_task."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, f"expected a table, got {v.show(raw)}")
     if "task" not in raw:
-        raise ConfigError("operator", "missing required key 'task'")
-    task = v.choice(TASKS)("operator.task", raw["task"])
-    allowed = task_options(task)
+        raise ConfigError(where, "missing required key 'task'")
+    task = raw["task"]
+    if task not in TASKS:
+        raise ConfigError(f"{where}.task", f"expected one of {_choices(TASKS)}, got "
+                                           f"{repr(task) if isinstance(task, str) else v.show(task)}"
+                                           f"{v.hint(str(task), TASKS)}")
     every = sorted({k for t in TASKS for k in task_options(t)})
-    opts = {}
-    for k, x in raw.items():
-        if k == "task":
-            continue
-        if k not in allowed:
+    for k in raw:
+        if k not in ("task", "label", *task_options(task)):
             if k in every:
-                its = ", ".join(allowed)
-                raise ConfigError(f"operator.{k}", f"not an option of task {task!r} (its options: {its})")
-            raise v.unknown_key("operator", k, ("task", *allowed))
-        opts[k] = _TASK_OPTION_CHECKS[k](f"operator.{k}", x)
+                raise ConfigError(f"{where}.{k}", f"not an option of task {task!r} "
+                                                  f"(its options: {', '.join(task_options(task))})")
+            raise v.unknown_key(where, k, ("task", *task_options(task)))
+    _validate(_TASK_MODELS[task], raw, where)
+    opts = {k: (float(x) if k in ("noise", "blur_sigma", "ratio") and isinstance(x, int) else x)
+            for k, x in raw.items() if k not in ("task", "label")}
     try:
-        resolved = make_task(task, **opts).options
+        resolved = dict(make_task(task, **opts).options)
     except (ValueError, TypeError) as e:
         msg = str(e)
         for k in sorted(opts, key=len, reverse=True):
@@ -270,44 +287,401 @@ def _operator(raw: Any) -> OperatorConfig:
                 if msg.startswith(k + sep):
                     rest = msg[len(k) + len(sep):]
                     rest = "a number " + rest if rest.startswith(("in [", "in (")) else rest
-                    raise ConfigError(f"operator.{k}", ("expected " if sep != ": " else "") + rest) from None
-        raise ConfigError("operator", msg) from None
-    resolved = dict(resolved)
-    return OperatorConfig(task, float(resolved.pop("noise")), resolved)
+                    raise ConfigError(f"{where}.{k}", ("expected " if sep != ": " else "") + rest) from None
+        raise ConfigError(where, msg) from None
+    return task, float(resolved.pop("noise")), resolved
 
 
-def _training(raw: Any) -> TrainingConfig:
-    t = _section(TrainingConfig, "training", raw)
-    if t.warmup_steps >= t.steps:
-        raise ConfigError("training.warmup_steps", f"expected an int < steps ({t.steps}), got {t.warmup_steps}")
-    for i, m in enumerate(t.milestones):
-        if not 0 < m < t.steps:
-            raise ConfigError(f"training.milestones[{i}]", f"expected an int in (0, steps={t.steps}), got {m}")
-        if i and m <= t.milestones[i - 1]:
-            raise ConfigError("training.milestones", f"expected strictly increasing ints, got {list(t.milestones)}")
-    if t.schedule == "multistep" and not t.milestones:
-        raise ConfigError("training.milestones", "expected at least one milestone for schedule 'multistep', got []")
-    if t.schedule == "step" and t.step_size < 1:
-        raise ConfigError("training.step_size", f"expected an int >= 1 for schedule 'step', got {t.step_size}")
-    return t
+def _operator(raw: Any) -> OperatorConfig:
+    raw = _table("operator", raw)
+    raw = dict(raw)
+    variants_raw = raw.pop("variants", [])
+    task, noise, options = _resolve_task(raw, "operator")
+    if not isinstance(variants_raw, list):
+        raise ConfigError("operator.variants", f"expected an array of tables, got {v.show(variants_raw)}")
+    variants = []
+    for i, var in enumerate(variants_raw):
+        where = f"operator.variants[{i}]"
+        var = _table(where, var)
+        if "label" not in var:
+            raise ConfigError(where, "missing required key 'label'")
+        changes = {k: x for k, x in var.items() if k != "label"}
+        _resolve_task({"task": task, **options, "noise": noise, **changes}, where)
+        variants.append(TaskVariant(label=var["label"], options=changes))
+    return OperatorConfig(task=task, noise=noise, options=options, variants=tuple(variants))
+
+
+# ---------------------------------------------------------------- [model]
+class ModelConfig(_Section):
+    """``[model]``: a registered model ``name`` and keyword ``options`` for its constructor."""
+
+    name: Annotated[str, Field(min_length=1)]
+    options: FreeTable = Field(default_factory=dict)
+    _options_toml = _free("options")
+
+
+def _annotation_type(hint: Any) -> Any:
+    """A constructor's type hint as pydantic checks it (containers lax, scalars strict; torch types: any)."""
+    origin = typing.get_origin(hint)
+    if hint is inspect.Parameter.empty or hint is Any:
+        return Any
+    if origin in (Union, getattr(__import__("types"), "UnionType", Union)):
+        return Union[tuple(_annotation_type(a) for a in typing.get_args(hint))]
+    if hint in (int, float, str, bool, type(None)):
+        return hint
+    if origin in (tuple, list, dict) or hint in (tuple, list, dict):
+        return Annotated[hint, Field(strict=False)]
+    if origin is Literal:
+        return hint
+    return Any
+
+
+def check_model_options(name: str, options: Mapping[str, Any], where: str = "model.options") -> None:
+    """Check ``options`` against the registered model's constructor: every key a parameter, every value
+    of its annotated type, every required parameter given (``operator`` is the runner's to pass)."""
+    from ..registry import model_entry
+
+    info = model_entry(name)
+    factory = info.factory
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    sig = inspect.signature(target)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # an annotation that cannot be resolved: check names only
+        hints = {}
+    fields: dict[str, Any] = {}
+    accepts_any = False
+    for p in sig.parameters.values():
+        if p.name == "self":
+            continue
+        if p.kind is p.VAR_KEYWORD:
+            accepts_any = True
+            continue
+        if p.kind is p.VAR_POSITIONAL:
+            continue
+        if p.name == "operator" and info.needs_operator:
+            continue
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[p.name] = (_annotation_type(hints.get(p.name, inspect.Parameter.empty)), default)
+    model = create_model(f"{name}Options", __config__=ConfigDict(extra="allow" if accepts_any else "forbid",
+                                                                    strict=True), **fields)
+    _validate(model, dict(options), where)
+
+
+# ---------------------------------------------------------------- [training] and [[stages]]
+class TrainingConfig(_Section):
+    """``[training]`` (and each ``[[stages]]`` entry, which overrides these keys): optimiser, schedule,
+    loss, loop cadence, early stopping, hardware, and where the weights start.
+
+    ``loss`` is a registered loss (:data:`~proxlab.experiments.parts.LOSSES`) with ``loss_options``
+    checked by its options model. ``lr_groups`` maps a parameter-name substring to its own learning
+    rate; ``warmup_steps`` are linear warm-up steps; ``milestones``/``gamma`` drive ``multistep``,
+    ``step_size``/``gamma`` drive ``step``. ``metric`` says what the best checkpoint is; ``patience``
+    counts validations without improvement before stopping (0: never); ``grad_clip`` 0 means no
+    clipping. ``init``: ``fresh`` (the model as built), ``previous`` (the weights the previous stage
+    ended with; the default of every stage after the first), ``zoo:NAME`` or a ``.safetensors`` path.
+    """
+
+    name: str = ""
+    steps: PosInt = 1000
+    batch_size: PosInt = 32
+    lr: PosFloat = 1e-3
+    lr_groups: dict[str, PosFloat] = Field(default_factory=dict, strict=False)
+    weight_decay: NonNegFloat = 0.0
+    schedule: str = "constant"
+    warmup_steps: NonNegInt = 0
+    milestones: IntTuple = ()
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
+    step_size: NonNegInt = 0
+    loss: str = "mse"
+    loss_options: FreeTable = Field(default_factory=dict)
+    _loss_options_toml = _free("loss_options")
+    grad_clip: NonNegFloat = 0.0
+    val_every: PosInt = 100
+    checkpoint_every: PosInt = 100
+    log_every: PosInt = 10
+    patience: NonNegInt = 0
+    metric: Literal["psnr", "ssim", "loss"] = "psnr"
+    num_workers: NonNegInt = 0
+    device: str = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    init: str = "fresh"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingConfig:
+        if self.schedule not in SCHEDULES:
+            raise _Fail("schedule", f"expected one of {_choices(SCHEDULES)}, got {self.schedule!r}"
+                                    f"{v.hint(self.schedule, SCHEDULES)}")
+        if not _DEVICE.match(self.device):
+            raise _Fail("device", f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
+                                  f"{v.hint(self.device, ('auto', 'cpu', 'cuda'))}")
+        if self.warmup_steps >= self.steps:
+            raise _Fail("warmup_steps", f"expected an int < steps ({self.steps}), got {self.warmup_steps}")
+        for i, m in enumerate(self.milestones):
+            if not 0 < m < self.steps:
+                raise _Fail(f"milestones[{i}]", f"expected an int in (0, steps={self.steps}), got {m}")
+            if i and m <= self.milestones[i - 1]:
+                raise _Fail("milestones", f"expected strictly increasing ints, got {list(self.milestones)}")
+        if self.schedule == "multistep" and not self.milestones:
+            raise _Fail("milestones", "expected at least one milestone for schedule 'multistep', got []")
+        if self.schedule == "step" and self.step_size < 1:
+            raise _Fail("step_size", f"expected an int >= 1 for schedule 'step', got {self.step_size}")
+        _validate_part_options(_part(_LOSS_PARTS, self.loss, "loss"), self.loss_options, "loss_options")
+        if not (self.init in ("fresh", "previous") or self.init.startswith("zoo:") or self.init.endswith(".safetensors")):
+            raise _Fail("init", f"expected 'fresh', 'previous', 'zoo:NAME' or a .safetensors path, got {self.init!r}")
+        return self
+
+
+# ---------------------------------------------------------------- [evaluation]
+class ProtocolConfig(_Section):
+    """One ``[[evaluation.protocols]]`` entry: a registered protocol ``name`` and its options."""
+
+    name: str
+    options: FreeTable = Field(default_factory=dict)
+    _options_toml = _free("options")
+
+
+class EvaluationConfig(_Section):
+    """``[evaluation]``: test metrics, classic baselines (names of :data:`~proxlab.methods.CLASSIC_METHODS`),
+    a cap on test images (0: all) and the evaluation ``protocols`` (default: the test split)."""
+
+    metrics: Annotated[tuple[Literal["psnr", "ssim", "mse", "nmse"], ...], Field(strict=False, min_length=1)] = \
+        ("psnr", "ssim")
+    baselines: StrTuple = ("init", "fista-tv")
+    max_test_images: NonNegInt = 0
+    protocols: tuple[ProtocolConfig, ...] = Field(default=(ProtocolConfig(name="test_split"),), strict=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvaluationConfig:
+        for key in ("metrics", "baselines"):
+            vals = getattr(self, key)
+            twice = next((x for i, x in enumerate(vals) if x in vals[:i]), None)
+            if twice is not None:
+                raise _Fail(key, f"expected no repeated entries, got {v.show(twice, typed=False)} twice")
+        for i, b in enumerate(self.baselines):
+            if b not in CLASSIC_METHODS:
+                raise _Fail(f"baselines[{i}]", f"expected one of {_choices(CLASSIC_METHODS)}, got {b!r}"
+                                               f"{v.hint(b, tuple(CLASSIC_METHODS))}")
+        for i, p in enumerate(self.protocols):
+            _validate_part_options(_part(_PROTOCOL_PARTS, p.name, f"protocols[{i}].name"), p.options,
+                                   f"protocols[{i}].options")
+        return self
+
+
+# ---------------------------------------------------------------- the whole spec
+class ExperimentConfig(_Section):
+    """A whole experiment; build it with :func:`load_config`. ``stages`` are resolved: each is a full
+    :class:`TrainingConfig` (``[training]`` updated by that stage's keys); without ``[[stages]]`` there
+    is one stage, ``[training]`` itself."""
+
+    name: str
+    description: str = ""
+    seed: NonNegInt = 0
+    data: DataConfig
+    operator: OperatorConfig
+    model: ModelConfig
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    stages: tuple[TrainingConfig, ...] = ()
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    def build_task(self) -> Task:
+        """The task of ``[operator]``, seeded with the experiment's ``seed``."""
+        return self.operator.build_task(self.seed)
+
+    @property
+    def resolved_stages(self) -> tuple[TrainingConfig, ...]:
+        return self.stages or (self.training,)
+
+
+_ROOT = ("name", "description", "seed", "data", "operator", "model", "training", "stages", "evaluation")
+
+
+# ---------------------------------------------------------------- pydantic errors as one line
+class _Fail(ValueError):
+    """Raised inside validators: a key (relative to the model) and a message; becomes a ConfigError."""
+
+    def __init__(self, key: str, message: str):
+        self.key, self.message = key, message
+        super().__init__(message)
+
+
+def _choices(xs: Sequence[str]) -> str:
+    return ", ".join(repr(x) for x in xs)
+
+
+def _join(where: str, loc: Sequence) -> str:
+    out = where
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("["):
+            out += part
+        elif part:
+            out = f"{out}.{part}" if out else str(part)
+    return out
+
+
+def _bounds(model: type[BaseModel], loc: Sequence) -> dict:
+    """The ge/gt/le bounds of the field at ``loc`` (for messages such as 'expected an int >= 1')."""
+    out: dict = {}
+    field = model.model_fields.get(loc[0]) if loc and isinstance(loc[0], str) else None
+    for m in getattr(field, "metadata", []) or []:
+        for k in ("ge", "gt", "le", "lt"):
+            if getattr(m, k, None) is not None:
+                out[k] = getattr(m, k)
+    return out
+
+
+def _field_is_int(model: type[BaseModel], loc: Sequence) -> bool:
+    field = model.model_fields.get(loc[0]) if loc and isinstance(loc[0], str) else None
+    return getattr(field, "annotation", None) is int
+
+
+def _known_keys(model: type[BaseModel], loc: Sequence) -> list[str]:
+    cls = model
+    for part in loc[:-1]:
+        f = cls.model_fields.get(part) if isinstance(part, str) else None
+        ann = getattr(f, "annotation", None)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            cls = ann
+    return list(cls.model_fields)
+
+
+def _message(model: type[BaseModel], err: dict) -> tuple[Sequence, str]:
+    kind, loc, got = err["type"], list(err["loc"]), err.get("input")
+    loc = [p for p in loc if not (isinstance(p, str) and ("[" in p and "]" in p and "." not in p and p[0] != "["))]
+    shown = v.show(got)
+    bounds = _bounds(model, loc)
+    lo = [(k, bounds[k]) for k in ("ge", "gt") if k in bounds]
+    hi = [(k, bounds[k]) for k in ("le", "lt") if k in bounds]
+    if lo and hi:
+        rng = f" in {'[' if lo[0][0] == 'ge' else '('}{lo[0][1]:g}, {hi[0][1]:g}{']' if hi[0][0] == 'le' else ')'}"
+    else:
+        rng = "".join(f" {s} {bounds[k]:g}" for k, s in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+                      if k in bounds)
+    if kind == "value_error" and isinstance(err.get("ctx", {}).get("error"), _Fail):
+        fail = err["ctx"]["error"]
+        return [*loc, fail.key] if fail.key else loc, fail.message
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        return loc, "unknown key" + (v.hint(key, _known_keys(model, loc)) or
+                                     f"; expected one of: {', '.join(_known_keys(model, loc))}")
+    if kind == "missing":
+        return loc[:-1], f"missing required key {loc[-1]!r}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return loc, f"expected an int{rng}, got {shown}"
+    if kind in ("float_type", "float_parsing"):
+        return loc, f"expected a number{rng}, got {shown}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        if not bounds:
+            ctxb = err.get("ctx", {})
+            (k, b), = [(k, ctxb[k]) for k in ("ge", "gt", "le", "lt") if k in ctxb]
+            rng = f" {dict(ge='>=', gt='>', le='<=', lt='<')[k]} {b:g}"
+            is_int = isinstance(b, int)
+        else:
+            is_int = _field_is_int(model, loc)
+        return loc, f"expected {'an int' if is_int else 'a number'}{rng}, got {v.show(got, typed=False)}"
+    if kind == "string_type":
+        return loc, f"expected a string, got {shown}"
+    if kind == "string_too_short":
+        return loc, f"expected a non-empty string, got {v.show(got, typed=False)}"
+    if kind == "bool_type":
+        return loc, f"expected true or false, got {shown}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        opts = re.findall(r"'([^']*)'", expected)
+        return loc, f"expected one of {expected.replace(' or ', ', ')}, got {shown if not isinstance(got, str) else repr(got)}" \
+                    + (v.hint(got, opts) if isinstance(got, str) else "")
+    if kind in ("tuple_type", "list_type"):
+        return loc, f"expected a list, got {shown}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return loc, f"expected a table, got {shown}"
+    if kind == "too_short":
+        return loc, f"expected a non-empty list, got {v.show(got, typed=False)}"
+    return loc, f"{err['msg'].lower().rstrip('.')}, got {shown}"
+
+
+def _validate(model: type[BaseModel], raw: Any, where: str) -> BaseModel:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        loc, msg = _message(model, err)
+        raise ConfigError(_join(where, loc) or where, msg) from None
+
+
+def _validate_part_options(part, raw: Mapping, key: str) -> None:
+    try:
+        part.validate_options(dict(raw))
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        loc, msg = _message(part.options, err)
+        raise _Fail(_join(key, loc), msg) from None
+    except ValueError as e:
+        raise _Fail(key, f"{part.name!r} {e}") from None
+
+
+def _part(registry, name: str, key: str):
+    _ensure_builtins()
+    if name not in registry:
+        known = registry.names()
+        raise _Fail(key, f"expected one of {_choices(known)}, got {name!r}{v.hint(name, known)}")
+    return registry.get(name)
+
+
+def _ensure_builtins() -> None:
+    from . import builtin  # noqa: F401  (registers the built-in sources, losses and protocols)
+
+
+def _table(where: str, raw: Any) -> Mapping:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, f"expected a table, got {v.show(raw)}")
+    return raw
 
 
 def _build(raw: Mapping, known_models: Sequence[str] | None) -> ExperimentConfig:
-    raw = v.table("config", raw)
+    raw = _table("config", raw)
     for k in raw:
-        if k not in _ROOT_CHECKS and k not in _SECTIONS:
-            raise v.unknown_key("", k, (*_ROOT_CHECKS, *_SECTIONS))
+        if k not in _ROOT:
+            raise v.unknown_key("", k, _ROOT)
     if "name" not in raw:
         raise ConfigError("config", "missing required key 'name'")
-    top = {k: check(k, raw[k]) for k, check in _ROOT_CHECKS.items() if k in raw}
-    data = _data(raw.get("data", {}))
+    name = raw["name"]
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError("name", f"expected a str matching [a-z0-9._-]+, got {v.show(name, typed=False)}")
+    if "description" in raw and not isinstance(raw["description"], str):
+        raise ConfigError("description", f"expected a string, got {v.show(raw['description'])}")
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError("seed", f"expected an int >= 0, got {v.show(seed)}")
+    data = _validate(DataConfig, _table("data", raw.get("data", {})), "data")
     operator = _operator(raw.get("operator", {}))
-    model = _section(ModelConfig, "model", raw.get("model", {}))
+    model = _validate(ModelConfig, _table("model", raw.get("model", {})), "model")
     if known_models is not None:
-        v.choice(tuple(known_models))("model.name", model.name)
-    training = _training(raw.get("training", {}))
-    evaluation = _section(EvaluationConfig, "evaluation", raw.get("evaluation", {}))
-    return ExperimentConfig(**top, data=data, operator=operator, model=model, training=training, evaluation=evaluation)
+        if model.name not in known_models:
+            raise ConfigError("model.name", f"expected one of {_choices(known_models)}, got {model.name!r}"
+                                            f"{v.hint(model.name, known_models)}")
+        check_model_options(model.name, model.options)
+    training_raw = dict(_table("training", raw.get("training", {})))
+    training = _validate(TrainingConfig, training_raw, "training")
+    stages_raw = raw.get("stages", [])
+    if not isinstance(stages_raw, list):
+        raise ConfigError("stages", f"expected an array of tables ([[stages]]), got {v.show(stages_raw)}")
+    stages = []
+    for i, st in enumerate(stages_raw):
+        st = dict(_table(f"stages[{i}]", st))
+        if i and "init" not in st:
+            st["init"] = "previous"
+        if i == 0 and st.get("init") == "previous":
+            raise ConfigError("stages[0].init", "expected 'fresh', 'zoo:NAME' or a path: the first stage has no previous one")
+        merged = {**training_raw, **st}
+        if "loss" in st and "loss_options" not in st:
+            merged.pop("loss_options", None)  # a stage with its own loss does not inherit another loss's options
+        stages.append(_validate(TrainingConfig, merged, f"stages[{i}]"))
+    evaluation = _validate(EvaluationConfig, _table("evaluation", raw.get("evaluation", {})), "evaluation")
+    return ExperimentConfig(name=name, description=raw.get("description", ""), seed=seed, data=data,
+                            operator=operator, model=model, training=training, stages=tuple(stages),
+                            evaluation=evaluation)
 
 
 # ---------------------------------------------------------------- TOML in, overrides
@@ -323,11 +697,12 @@ def load_config(
     source:
         Path of a ``.toml`` file, or a dict of the same shape (for tests and shipped configs).
     known_models:
-        Registered model names; ``model.name`` must be one of them (``None``: not checked).
+        Registered model names; ``model.name`` must be one of them and ``model.options`` must fit its
+        constructor (``None``: neither is checked).
     overrides:
         ``"section.key=value"`` strings applied before validation, the value parsed as TOML
-        (``"training.steps=50"``, ``'data.names=["coffee"]'``); a bare word such as
-        ``training.device=cuda:1`` is taken as a string.
+        (``"training.steps=50"``, ``'data.names=["coffee"]'``, ``stages.1.lr=1e-4``); a bare word such
+        as ``training.device=cuda:1`` is taken as a string.
 
     Raises
     ------
@@ -363,30 +738,33 @@ def loads_config(
 
 
 # ---------------------------------------------------------------- back to dict / TOML
-def _plain(x: Any) -> Any:
-    if isinstance(x, (list, tuple)):
-        return [_plain(y) for y in x]
-    if isinstance(x, Mapping):
-        return {k: _plain(y) for k, y in x.items()}
-    return x
-
-
 def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The resolved config as nested dicts and lists of TOML values (JSON-friendly; task options
-    that are unset, ``None``, are left out); ``load_config(config_to_dict(cfg)) == cfg``."""
-    out: dict[str, Any] = {"name": cfg.name, "description": cfg.description, "seed": cfg.seed}
-    for sec in _SECTIONS:
-        obj = getattr(cfg, sec)
-        if sec == "operator":
-            opts = {k: x for k, x in obj.options.items() if x is not None}
-            out[sec] = {"task": obj.task, "noise": obj.noise, **_plain(opts)}
-        else:
-            out[sec] = {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
-    return out
+    """The resolved config as nested dicts and lists of TOML values (JSON-friendly; task options that
+    are unset, ``None``, are left out); ``load_config(config_to_dict(cfg)) == cfg``."""
+    d = cfg.model_dump(mode="python")
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, (list, tuple)):
+            return [plain(y) for y in x]
+        if isinstance(x, Mapping):
+            return {k: plain(y) for k, y in x.items()}
+        return x
+
+    d = plain(d)
+    op = d["operator"]
+    d["operator"] = {"task": op["task"], "noise": op["noise"],
+                     **{k: x for k, x in op["options"].items() if x is not None}}
+    if op["variants"]:
+        d["operator"]["variants"] = [{"label": var["label"], **var["options"]} for var in op["variants"]]
+    if not d["stages"]:
+        del d["stages"]
+    if not d["data"]["options"]:
+        del d["data"]["options"]
+    return d
 
 
 def dump_toml(cfg: ExperimentConfig) -> str:
-    """The resolved config as TOML text, every key written (nested tables as ``[a.b]`` headers)."""
-    lines = [f"# proxlab experiment {cfg.name!r}, resolved: every key is written"]
-    v.emit_toml(lines, [], config_to_dict(cfg))
-    return "\n".join(lines) + "\n"
+    """The resolved config as TOML text (tomli-w), every key written."""
+    import tomli_w
+
+    return f"# proxlab experiment {cfg.name!r}, resolved: every key is written\n" + tomli_w.dumps(config_to_dict(cfg))

@@ -17,19 +17,12 @@ from typing import Any
 
 import torch
 
-from ..data import MeasurementPairs
-from ..losses import SCHEDULED_LOSSES, ProximalMatchingSchedule, denoising_schedule_loss, get_loss, simulated
-from ..metrics import mse, nmse, psnr, ssim
 from ..registry import build_model, list_models
 from ..training import Trainer, load_model_weights, save_model
-from .config import ExperimentConfig, config_to_dict, dump_toml, load_config
-from .datasets import build_splits
-from .methods import reconstruct
+from ..training.checkpoint import POINTER
+from .config import ConfigError, ExperimentConfig, config_to_dict, dump_toml, load_config
 
 __all__ = ["run_experiment", "find_experiment", "shipped_experiments", "build_experiment_model", "RunResult"]
-
-METRIC_FNS = {"psnr": psnr, "ssim": ssim, "mse": mse, "nmse": nmse}
-
 
 @dataclass
 class RunResult:
@@ -94,10 +87,10 @@ def find_experiment(name_or_path: str) -> Path:
 
 def build_experiment_model(cfg: ExperimentConfig, operator) -> torch.nn.Module:
     """The config's model; models that unroll a solver receive the task's operator."""
-    from ..models import NEEDS_OPERATOR
+    from ..registry import model_entry
 
     opts = dict(cfg.model.options)
-    if cfg.model.name in NEEDS_OPERATOR:
+    if model_entry(cfg.model.name).needs_operator:
         opts["operator"] = operator
     return build_model(cfg.model.name, **opts)
 
@@ -114,29 +107,61 @@ class _Log:
             print(line, flush=True)
 
 
-def _stack(pairs: MeasurementPairs) -> tuple[torch.Tensor, torch.Tensor]:
-    ys, xs = zip(*(pairs[i] for i in range(len(pairs))))
-    return torch.stack(ys), torch.stack(xs)
+def _final_weights_losses() -> set[str]:
+    from .parts import LOSSES
+
+    return {n for n in LOSSES.names() if LOSSES.get(n).meta.get("evaluate") == "final"}
+
+
+def _check_devices(cfg: ExperimentConfig) -> None:
+    from ..training.distributed import resolve_device
+
+    for i, st in enumerate(cfg.resolved_stages):
+        try:
+            resolve_device(st.device)
+        except (ValueError, RuntimeError) as err:
+            key = f"stages[{i}].device" if cfg.stages else "training.device"
+            raise ConfigError(key, str(err)) from None
+
+
+def _load_init(spec: str, model: torch.nn.Module, log) -> None:
+    from ..weights import resolve_weights
+
+    path = resolve_weights(spec)
+    load_model_weights(path, model)
+    log(f"weights from {spec} ({path})")
 
 
 def run_experiment(source: str | Path | None = None, out: str | Path | None = None, overrides: list[str] | None = None,
                    resume: str | Path | None = None, progress: bool = True, echo: bool = True) -> RunResult:
     """Train and evaluate an experiment (a shipped name or a TOML path), or resume the run in ``resume``.
 
-    Under ``torchrun`` every process trains; only rank 0 writes the folder and evaluates.
+    The whole spec is validated (model options against the constructor, every part's options, devices)
+    before the run folder is made. Stages run in order, each with its own Trainer and checkpoints
+    (``checkpoints/`` for a one-stage run, ``checkpoints/stageK/`` otherwise); a finished stage leaves
+    ``stages/stageK.safetensors``, so ``--resume`` skips it. Then each evaluation protocol returns a
+    section; :func:`~proxlab.experiments.report.write_run` writes ``metrics.json``, figures and
+    ``report.html``. Under ``torchrun`` every process trains; only rank 0 writes the folder and evaluates.
     """
+    from .parts import LOSSES, PROTOCOLS, SOURCES, LossContext, RunContext
+    from .report import write_run
+
     main_process = int(os.environ.get("RANK", "0")) == 0
     if resume is not None:
         folder = Path(resume)
         if not (folder / "config.toml").is_file():
             raise FileNotFoundError(f"cannot resume: {folder / 'config.toml'} not found")
         cfg = load_config(folder / "config.toml", known_models=list_models(), overrides=overrides)
+        _check_devices(cfg)
+        if overrides and main_process:
+            (folder / "config.toml").write_text(dump_toml(cfg))  # the folder's config says what the run does
     else:
         if source is None:
             raise ValueError("run_experiment needs an experiment name or file (or resume=DIR)")
         if str(source) in PROGRAM_EXPERIMENTS:
             return run_program_experiment(str(source), out, overrides, progress, echo)
         cfg = load_config(find_experiment(str(source)), known_models=list_models(), overrides=overrides)
+        _check_devices(cfg)
         folder = Path(out) if out is not None else Path("runs") / cfg.name
         if main_process:
             if (folder / "config.toml").exists():
@@ -147,7 +172,7 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     log(f"experiment {cfg.name}: {'resuming' if resume else 'starting'} in {folder}")
 
     torch.manual_seed(cfg.seed)
-    splits = build_splits(cfg.data, cfg.seed)
+    splits = SOURCES.get(cfg.data.source).build(cfg.data, cfg.seed)
     task = cfg.build_task()
     A = task.operator(tuple(splits.train.shape[-2:]), splits.train.shape[1])
     model = build_experiment_model(cfg, A)
@@ -155,113 +180,90 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     log(f"data: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test images; "
         f"task: {task.describe()}; model {cfg.model.name}: {n_params:,} parameters")
 
-    t = cfg.training
+    from ..data import MeasurementPairs
+    from ..priors.base import capabilities
+
     noise = task.options["noise"]
     val = _stack(MeasurementPairs(splits.val, A, noise=noise, seed=cfg.seed + 1))
-    post_step = (lambda m: m.clamp_weights()) if hasattr(model, "clamp_weights") else None
-    trainer = Trainer(model, make_loss(cfg, task, A), splits.train, val_data=val, steps=t.steps, post_step=post_step,
-                      batch_size=t.batch_size, lr=t.lr, lr_groups=dict(t.lr_groups), weight_decay=t.weight_decay,
-                      schedule=t.schedule, warmup_steps=t.warmup_steps, milestones=t.milestones, gamma=t.gamma,
-                      step_size=t.step_size, grad_clip=t.grad_clip, val_every=t.val_every,
-                      checkpoint_every=t.checkpoint_every, log_every=t.log_every, patience=t.patience,
-                      metric=t.metric if t.metric != "loss" else "mse", out_dir=folder / "checkpoints",
-                      seed=cfg.seed, device=t.device, progress=progress, num_workers=t.num_workers,
-                      config=config_to_dict(cfg), precision=t.precision)
-    if resume is not None:
-        trainer.resume()
-        log(f"resumed at step {trainer.step}")
-    t0 = time.perf_counter()
-    result = trainer.fit()
-    seconds = time.perf_counter() - t0
-    log(f"training stopped ({result.stop_reason}) at step {result.step} after {seconds:.0f} s; "
-        f"best val {trainer.metric} {result.best_metric} at step {result.best_step}")
-    if result.stop_reason == "interrupted":
-        log(f"interrupted: resume with  proxlab run --resume {folder}")
-        return RunResult(folder, {}, result.stop_reason)
+    post_step = (lambda m: m.after_optimizer_step()) if "after_optimizer_step" in capabilities(model) else None
+    stages = cfg.resolved_stages
+    history: list[dict] = []
+    info: dict[str, Any] = {"stages": [], "parameters": n_params}
+    seconds = 0.0
+    trainer = result = None
+    for k, st in enumerate(stages):
+        ckdir = folder / "checkpoints" if len(stages) == 1 else folder / "checkpoints" / f"stage{k}"
+        done = folder / "stages" / f"stage{k}.safetensors"
+        label = f"stage {k + 1}/{len(stages)}" + (f" ({st.name})" if st.name else "")
+        if len(stages) > 1 and done.is_file():
+            load_model_weights(done, model)
+            log(f"{label}: finished earlier, weights from {done}")
+            info["stages"].append(json.loads((folder / "stages" / f"stage{k}.json").read_text()))
+            continue
+        resuming = resume is not None and (ckdir / POINTER).is_file()
+        if st.init not in ("fresh", "previous") and not resuming:
+            _load_init(st.init, model, log)
+        part = LOSSES.get(st.loss)
+        loss_fn = part.build(part.validate_options(dict(st.loss_options)),
+                             LossContext(cfg=cfg, task=task, operator=A, noise=noise, splits=splits, stage=st))
+        trainer = Trainer(model, loss_fn, splits.train, val_data=val, steps=st.steps, post_step=post_step,
+                          batch_size=st.batch_size, lr=st.lr, lr_groups=dict(st.lr_groups), weight_decay=st.weight_decay,
+                          schedule=st.schedule, warmup_steps=st.warmup_steps, milestones=st.milestones, gamma=st.gamma,
+                          step_size=st.step_size, grad_clip=st.grad_clip, val_every=st.val_every,
+                          checkpoint_every=st.checkpoint_every, log_every=st.log_every, patience=st.patience,
+                          metric=st.metric if st.metric != "loss" else "mse", out_dir=ckdir,
+                          seed=cfg.seed + k, device=st.device, progress=progress, num_workers=st.num_workers,
+                          config=config_to_dict(cfg), precision=st.precision)
+        if resuming:
+            trainer.resume()
+            log(f"{label}: resumed at step {trainer.step}")
+        t0 = time.perf_counter()
+        result = trainer.fit()
+        seconds += time.perf_counter() - t0
+        history += [{**h, "stage": k} for h in trainer.history]
+        log(f"{label}: training stopped ({result.stop_reason}) at step {result.step} after {time.perf_counter() - t0:.0f} s; "
+            f"best val {trainer.metric} {result.best_metric} at step {result.best_step}")
+        if result.stop_reason == "interrupted":
+            log(f"interrupted: resume with  proxlab run --resume {folder}")
+            return RunResult(folder, {}, result.stop_reason)
+        # the weights a stage hands on: the best validation checkpoint for losses that aim at PSNR; the final
+        # weights for proximal matching, whose aim is the MAP prox, not the best PSNR (its l1 warm-up often has more)
+        best = ckdir / "best.safetensors"
+        use_best = best.is_file() and st.loss not in _final_weights_losses()
+        if use_best:
+            load_model_weights(best, model)
+        summary = {"stage": k, "name": st.name, "loss": st.loss, "steps": result.step, "stop_reason": result.stop_reason,
+                   "best_step": result.best_step, "best_val": result.best_metric,
+                   "chosen": "best" if use_best else "final", "step_evaluated": result.best_step if use_best else result.step}
+        info["stages"].append(summary)
+        if len(stages) > 1 and main_process:
+            done.parent.mkdir(exist_ok=True)
+            save_model(done, model, {"stage": str(k)})
+            (folder / "stages" / f"stage{k}.json").write_text(json.dumps(summary))
     if not main_process:
-        return RunResult(folder, {}, result.stop_reason)
-
-    # The evaluated (and exported) weights: the best validation checkpoint for MSE/l1 training; the final
-    # weights for proximal matching, whose aim is the MAP prox, not the best PSNR (its l1 warm-up often has more).
-    best = folder / "checkpoints" / "best.safetensors"
-    use_best = best.is_file() and t.loss not in SCHEDULED_LOSSES
-    if use_best:
-        load_model_weights(best, model)
-    save_model(folder / "model.safetensors", model, {"step": result.best_step if use_best else result.step,
-                                                      "chosen": "best" if use_best else "final"})
-    log(f"evaluating the {'best' if use_best else 'final'} weights "
-        f"(step {result.best_step if use_best else result.step})")
-    metrics, panels = evaluate(cfg, task, model, splits, trainer.device)
-    metrics["training"] = {"steps": result.step, "seconds_this_session": seconds, "stop_reason": result.stop_reason,
-                           "best_step": result.best_step, "best_val": result.best_metric, "parameters": n_params}
+        return RunResult(folder, {}, result.stop_reason if result else "steps")
+    last = info["stages"][-1]
+    save_model(folder / "model.safetensors", model, {"step": last["step_evaluated"], "chosen": last["chosen"]})
+    log(f"evaluating the {last['chosen']} weights (step {last['step_evaluated']})")
+    info.update({"steps": sum(s["steps"] for s in info["stages"]), "seconds_this_session": seconds,
+                 "stop_reason": last["stop_reason"], "best_step": last["best_step"], "best_val": last["best_val"]})
+    device = trainer.device if trainer is not None else torch.device("cpu")
+    model.to(device)
+    ctx = RunContext(cfg=cfg, model=model, task=task, operator=A, splits=splits, folder=folder, device=device, log=log,
+                     history=history)
     sections = []
-    if hasattr(model, "regularizer") and task.name == "denoise":
-        from .lpn_analysis import analysis_section
-
-        log("evaluating the learned prior R on perturbed test images")
-        n = min(64, len(splits.test))
-        metrics["prior_perturbation"], html = analysis_section(model.cpu().eval(), splits.test[:n], seed=cfg.seed)
-        sections.append(("The learned prior under perturbation", html))
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    from .report import write_report
-
-    write_report(folder, cfg, metrics, panels, trainer.history, extra_sections=sections)
-    log(f"test {cfg.model.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["model"]["mean"].items())
-        + f"; report: {folder / 'report.html'}")
-    return RunResult(folder, metrics, result.stop_reason)
+    for p in cfg.evaluation.protocols:
+        part = PROTOCOLS.get(p.name)
+        sec = part.build(part.validate_options(dict(p.options)), ctx)
+        sections.append((p.name, sec))
+        ctx.results[p.name] = sec.metrics
+    metrics = write_run(folder, cfg, sections, history, info)
+    if "model" in metrics:
+        log(f"test {cfg.model.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["model"]["mean"].items())
+            + f"; report: {folder / 'report.html'}")
+    return RunResult(folder, metrics, last["stop_reason"])
 
 
-def make_loss(cfg: ExperimentConfig, task, A):
-    """The Trainer's ``loss_fn`` for the config: ``mse``/``l1`` on simulated measurements, or LPN's
-    proximal-matching schedule (denoising only, options from ``training.loss_options``)."""
-    t = cfg.training
-    noise = task.options["noise"]
-    if t.loss in SCHEDULED_LOSSES:
-        if task.name != "denoise" or noise <= 0:
-            raise ValueError(f"training.loss: {t.loss!r} trains a prox as a denoiser; it needs operator.task = 'denoise' "
-                             f"with noise > 0, got task {task.name!r} with noise {noise}")
-        opts = dict(t.loss_options)
-        if "factors" in opts:
-            opts["factors"] = tuple(opts["factors"])
-        try:
-            schedule = ProximalMatchingSchedule(**opts)
-        except TypeError as err:
-            raise ValueError(f"training.loss_options: {err} (keys: l1_steps, stage_steps, gamma_min, factors)") from None
-        return denoising_schedule_loss(noise, schedule)
-    if t.loss_options:
-        raise ValueError(f"training.loss_options: the {t.loss!r} loss takes no options, got {sorted(t.loss_options)}")
-    return simulated(A, noise, get_loss(t.loss))
-
-
-def evaluate(cfg: ExperimentConfig, task, model: torch.nn.Module, splits, device) -> tuple[dict, dict]:
-    """Test-set metrics of the model and of the classic baselines; also the first images for figures."""
-    test = splits.test
-    if cfg.evaluation.max_test_images:
-        test = test[: cfg.evaluation.max_test_images]
-    A = task.operator(tuple(test.shape[-2:]), test.shape[1])
-    y, x = _stack(MeasurementPairs(test, A, noise=task.options["noise"], seed=cfg.seed + 2))
-    model.eval()
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(y), cfg.training.batch_size):
-            outs.append(model(y[i: i + cfg.training.batch_size].to(device)).cpu())
-    results = {"model": _scores(torch.cat(outs).clamp(0, 1), x, cfg.evaluation.metrics)}
-    panels = {"truth": x[:4], "measurement": _show(A, y[:4], x[:4]), cfg.model.name: torch.cat(outs)[:4].clamp(0, 1)}
-    results["baselines"] = {}
-    for method in cfg.evaluation.baselines:
-        rec = reconstruct(method, A, y, task).clamp(0, 1)
-        results["baselines"][method] = _scores(rec, x, cfg.evaluation.metrics)
-        panels[method] = rec[:4]
-    results["test_images"] = len(x)
-    return results, panels
-
-
-def _show(A, y, x):
-    from .figures import measurement_image
-
-    return measurement_image(A, y, tuple(x.shape))
-
-
-def _scores(rec: torch.Tensor, x: torch.Tensor, metrics) -> dict[str, Any]:
-    per = {m: [float(v) for v in METRIC_FNS[m](rec, x)] for m in metrics}
-    return {"mean": {m: sum(v) / len(v) for m, v in per.items()}, "per_image": per}
+def _stack(pairs) -> tuple[torch.Tensor, torch.Tensor]:
+    ys, xs = zip(*(pairs[i] for i in range(len(pairs))))
+    return torch.stack(ys), torch.stack(xs)

@@ -1,0 +1,161 @@
+"""The built-in parts of the experiment spec: image sources, losses and evaluation protocols.
+
+Sources: ``mnist5k``, ``skimage``, ``ellipses``, ``image_folder``, ``idx``, ``lfw`` (see
+:mod:`proxlab.experiments.datasets`). Losses: ``mse``, ``l1``, ``nmse`` on simulated measurements
+``y = A x + σ n`` of the training images, and ``proximal_matching`` (LPN's ℓ1 → proximal-matching γ
+schedule, denoising only). Protocols: ``test_split`` (the model and the classic baselines on the test
+images, and on each of the task's test-time variants) and ``prior_perturbation`` (a learned
+regularizer under noise, blur and convex combinations).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..losses import ProximalMatchingSchedule, denoising_schedule_loss, l1, mse, simulated
+from .parts import LossContext, RunContext, Section, register_loss, register_protocol, register_source
+
+_OPTS = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ---------------------------------------------------------------- sources
+def _image_source(cfg, seed: int):
+    from .datasets import build_splits
+
+    return build_splits(cfg, seed)
+
+
+for _name in ("mnist5k", "skimage", "ellipses", "image_folder", "idx", "lfw"):
+    register_source(_name)(_image_source)
+
+
+# ---------------------------------------------------------------- losses
+def nmse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Normalised MSE of the batch: Σ‖x̂ − x‖² / Σ‖x‖² (ADMM-Net's training loss)."""
+    return ((pred - target) ** 2).sum() / (target**2).sum().clamp_min(torch.finfo(target.dtype).tiny)
+
+
+def _simulated_loss(criterion):
+    def make(opts, ctx: LossContext):
+        return simulated(ctx.operator, ctx.noise, criterion)
+
+    return make
+
+
+register_loss("mse")(_simulated_loss(mse))
+register_loss("l1")(_simulated_loss(l1))
+register_loss("nmse")(_simulated_loss(nmse_loss))
+
+
+class ProximalMatchingOptions(BaseModel):
+    """Options of the ``proximal_matching`` loss (see :class:`~proxlab.losses.ProximalMatchingSchedule`)."""
+
+    model_config = _OPTS
+    l1_steps: Annotated[int, Field(ge=0)]
+    stage_steps: Annotated[int, Field(ge=1)]
+    gamma_min: Annotated[float, Field(gt=0)] | None = None
+    factors: Annotated[tuple[Annotated[float, Field(gt=0)], ...], Field(strict=False, min_length=1)] = (8.0, 4.0, 2.0, 1.0)
+
+
+@register_loss("proximal_matching", ProximalMatchingOptions, evaluate="final")
+def _proximal_matching(opts: ProximalMatchingOptions, ctx: LossContext):
+    """LPN's schedule: ℓ1 for ``l1_steps``, then proximal matching with γ halved every ``stage_steps``."""
+    if ctx.task.name != "denoise" or ctx.noise <= 0:
+        raise ValueError(f"training.loss: 'proximal_matching' trains a prox as a denoiser; it needs operator.task = "
+                         f"'denoise' with noise > 0, got task {ctx.task.name!r} with noise {ctx.noise}")
+    schedule = ProximalMatchingSchedule(opts.l1_steps, opts.stage_steps, opts.gamma_min, tuple(opts.factors))
+    return denoising_schedule_loss(ctx.noise, schedule)
+
+
+# ---------------------------------------------------------------- protocols
+METRIC_FNS: dict[str, Any] = {}
+
+
+def _metric_fns():
+    if not METRIC_FNS:
+        from ..metrics import mse as mse_metric
+        from ..metrics import nmse, psnr, ssim
+
+        METRIC_FNS.update({"psnr": psnr, "ssim": ssim, "mse": mse_metric, "nmse": nmse})
+    return METRIC_FNS
+
+
+def scores(rec: torch.Tensor, x: torch.Tensor, metrics) -> dict[str, Any]:
+    """Per-image and mean values of ``metrics`` (names of :data:`EVAL_METRICS`)."""
+    fns = _metric_fns()
+    per = {m: [float(v) for v in fns[m](rec, x)] for m in metrics}
+    return {"mean": {m: sum(v) / len(v) for m, v in per.items()}, "per_image": per}
+
+
+def _stack(pairs) -> tuple[torch.Tensor, torch.Tensor]:
+    ys, xs = zip(*(pairs[i] for i in range(len(pairs))))
+    return torch.stack(ys), torch.stack(xs)
+
+
+def _evaluate_task(ctx: RunContext, task, seed: int) -> tuple[dict, dict]:
+    from ..data import MeasurementPairs
+    from .figures import measurement_image
+    from .methods import reconstruct
+
+    cfg = ctx.cfg
+    test = ctx.splits.test
+    if cfg.evaluation.max_test_images:
+        test = test[: cfg.evaluation.max_test_images]
+    A = task.operator(tuple(test.shape[-2:]), test.shape[1])
+    y, x = _stack(MeasurementPairs(test, A, noise=task.options["noise"], seed=seed))
+    batch = cfg.resolved_stages[-1].batch_size
+    outs = []
+    ctx.model.eval()
+    with torch.no_grad():
+        for i in range(0, len(y), batch):
+            outs.append(ctx.model(y[i: i + batch].to(ctx.device)).cpu())
+    rec = torch.cat(outs).clamp(0, 1)
+    results = {"model": scores(rec, x, cfg.evaluation.metrics), "baselines": {}}
+    panels = {"truth": x[:4], "measurement": measurement_image(A, y[:4], tuple(x[:4].shape)),
+              cfg.model.name: rec[:4]}
+    for method in cfg.evaluation.baselines:
+        r = reconstruct(method, A, y, task).clamp(0, 1)
+        results["baselines"][method] = scores(r, x, cfg.evaluation.metrics)
+        panels[method] = r[:4]
+    results["test_images"] = len(x)
+    return results, panels
+
+
+@register_protocol("test_split")
+def test_split(opts, ctx: RunContext) -> Section:
+    """The model and the classic baselines on the test images (and on each test-time variant of the task)."""
+    from .report import metrics_table, panel_figure
+
+    cfg = ctx.cfg
+    results, panels = _evaluate_task(ctx, ctx.task, cfg.seed + 2)
+    html = metrics_table(cfg, results)
+    figures = {"reconstructions.png": panel_figure(panels)}
+    variants = {}
+    for var in cfg.operator.variants:
+        r, _ = _evaluate_task(ctx, var.build_task(cfg.operator, cfg.seed), cfg.seed + 2)
+        variants[var.label] = r
+        html += f"<h3>Variant: {var.label}</h3>" + metrics_table(cfg, r)
+    if variants:
+        results["variants"] = variants
+    return Section("Test images", metrics=results, html=html, figures=figures)
+
+
+class PerturbationOptions(BaseModel):
+    model_config = _OPTS
+    images: Annotated[int, Field(ge=1)] = 64
+
+
+@register_protocol("prior_perturbation", PerturbationOptions)
+def prior_perturbation(opts: PerturbationOptions, ctx: RunContext) -> Section:
+    """The learned regularizer R on test images under noise, blur and convex combinations (LPN paper, Fig. 5)."""
+    from ..priors.base import require
+    from .lpn_analysis import analysis_section
+
+    require(ctx.model, "regularizer", "protocol prior_perturbation")
+    ctx.log("evaluating the learned prior R on perturbed test images")
+    n = min(opts.images, len(ctx.splits.test))
+    med, html = analysis_section(ctx.model.cpu().eval(), ctx.splits.test[:n], seed=ctx.cfg.seed)
+    return Section("The learned prior under perturbation", metrics=med, html=html)
