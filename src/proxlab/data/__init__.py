@@ -36,4 +36,15 @@ __all__ = [
     "random_patches",
     "augment_dihedral",
     "MeasurementPairs",
+    "fetch_photos",
+    "PHOTOS",
 ]
+
+
+def __getattr__(name: str):
+    # loaded on first use, so that ``python -m proxlab.data.photos`` does not find its module already imported
+    if name in ("fetch_photos", "PHOTOS"):
+        from . import photos
+
+        return getattr(photos, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
