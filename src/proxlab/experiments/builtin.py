@@ -22,7 +22,7 @@ _OPTS = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 # ---------------------------------------------------------------- sources
-def _image_source(cfg, seed: int):
+def _image_source(cfg, seed: int, task=None):
     from .datasets import build_splits
 
     return build_splits(cfg, seed)
@@ -38,9 +38,23 @@ def nmse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred - target) ** 2).sum() / (target**2).sum().clamp_min(torch.finfo(target.dtype).tiny)
 
 
+def from_sampler(loss_fn, ctx: LossContext):
+    """``loss_fn`` fed by the source's sampler when it has one (a fresh batch of ``len(batch)`` every step,
+    drawn with the Trainer's generator, so that a resume continues the same stream)."""
+    sampler = getattr(ctx.splits, "sampler", None)
+    if sampler is None:
+        return loss_fn
+
+    def fed(model, batch, step):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return loss_fn(model, sampler(len(x), step.generator), step)
+
+    return fed
+
+
 def _simulated_loss(criterion):
     def make(opts, ctx: LossContext):
-        return simulated(ctx.operator, ctx.noise, criterion)
+        return from_sampler(simulated(ctx.operator, ctx.noise, criterion), ctx)
 
     return make
 

@@ -70,6 +70,8 @@ __all__ = [
     "TrainingConfig",
     "ProtocolConfig",
     "EvaluationConfig",
+    "SweepRun",
+    "SweepConfig",
     "load_config",
     "loads_config",
     "config_to_dict",
@@ -378,7 +380,7 @@ class TrainingConfig(_Section):
     rate; ``warmup_steps`` are linear warm-up steps; ``milestones``/``gamma`` drive ``multistep``,
     ``step_size``/``gamma`` drive ``step``. ``metric`` says what the best checkpoint is; ``patience``
     counts validations without improvement before stopping (0: never); ``grad_clip`` 0 means no
-    clipping. ``init``: ``fresh`` (the model as built), ``previous`` (the weights the previous stage
+    clipping; ``threads`` > 0 sets torch's intra-op threads for the stage (0: leave them). ``init``: ``fresh`` (the model as built), ``previous`` (the weights the previous stage
     ended with; the default of every stage after the first), ``zoo:NAME`` or a ``.safetensors`` path.
     """
 
@@ -405,6 +407,7 @@ class TrainingConfig(_Section):
     num_workers: NonNegInt = 0
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
+    threads: NonNegInt = 0
     init: str = "fresh"
 
     @model_validator(mode="after")
@@ -468,6 +471,33 @@ class EvaluationConfig(_Section):
         return self
 
 
+# ---------------------------------------------------------------- [sweep]
+class SweepRun(_Section):
+    """One run of a sweep: a ``label`` (its folder name) and the overrides (``section.key=value``) it applies."""
+
+    label: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")]
+    set: StrTuple = ()
+
+
+class SweepConfig(_Section):
+    """``[sweep]``: the same experiment run once per entry of ``runs`` (each with its overrides, in its own
+    folder ``runs/LABEL``), then ``protocols`` that compare the runs (they see every run's model and metrics)."""
+
+    runs: Annotated[tuple[SweepRun, ...], Field(strict=False, min_length=1)]
+    protocols: tuple[ProtocolConfig, ...] = Field(default=(), strict=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepConfig:
+        labels = [r.label for r in self.runs]
+        twice = next((x for i, x in enumerate(labels) if x in labels[:i]), None)
+        if twice is not None:
+            raise _Fail("runs", f"expected unique labels, got {twice!r} twice")
+        for i, p in enumerate(self.protocols):
+            _validate_part_options(_part(_PROTOCOL_PARTS, p.name, f"protocols[{i}].name"), p.options,
+                                   f"protocols[{i}].options")
+        return self
+
+
 # ---------------------------------------------------------------- the whole spec
 class ExperimentConfig(_Section):
     """A whole experiment; build it with :func:`load_config`. ``stages`` are resolved: each is a full
@@ -483,6 +513,7 @@ class ExperimentConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     stages: tuple[TrainingConfig, ...] = ()
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    sweep: SweepConfig | None = None
 
     def build_task(self) -> Task:
         """The task of ``[operator]``, seeded with the experiment's ``seed``."""
@@ -492,8 +523,20 @@ class ExperimentConfig(_Section):
     def resolved_stages(self) -> tuple[TrainingConfig, ...]:
         return self.stages or (self.training,)
 
+    def sweep_run(self, label: str, known_models: Sequence[str] | None = None) -> ExperimentConfig:
+        """The config of the sweep's run ``label``: this spec without ``[sweep]``, its overrides applied."""
+        if self.sweep is None:
+            raise ValueError(f"experiment {self.name!r} has no [sweep]")
+        run = next((r for r in self.sweep.runs if r.label == label), None)
+        if run is None:
+            raise ValueError(f"sweep run {label!r} not found; runs: {[r.label for r in self.sweep.runs]}")
+        raw = config_to_dict(self)
+        raw.pop("sweep")
+        raw["name"] = f"{self.name}.{label}"
+        return _build(v.apply_overrides(raw, list(run.set)), known_models)
 
-_ROOT = ("name", "description", "seed", "data", "operator", "model", "training", "stages", "evaluation")
+
+_ROOT = ("name", "description", "seed", "data", "operator", "model", "training", "stages", "evaluation", "sweep")
 
 
 # ---------------------------------------------------------------- pydantic errors as one line
@@ -679,9 +722,18 @@ def _build(raw: Mapping, known_models: Sequence[str] | None) -> ExperimentConfig
             merged.pop("loss_options", None)  # a stage with its own loss does not inherit another loss's options
         stages.append(_validate(TrainingConfig, merged, f"stages[{i}]"))
     evaluation = _validate(EvaluationConfig, _table("evaluation", raw.get("evaluation", {})), "evaluation")
+    sweep = None
+    if "sweep" in raw:
+        sweep = _validate(SweepConfig, _table("sweep", raw["sweep"]), "sweep")
+        base = {k: x for k, x in raw.items() if k != "sweep"}
+        for i, run in enumerate(sweep.runs):  # every run's config is checked now, not when its turn comes
+            try:
+                _build(v.apply_overrides(base, list(run.set)), known_models)
+            except ConfigError as e:
+                raise ConfigError(f"sweep.runs[{i}] ({run.label}): {e.key}", str(e)[len(e.key) + 2:]) from None
     return ExperimentConfig(name=name, description=raw.get("description", ""), seed=seed, data=data,
                             operator=operator, model=model, training=training, stages=tuple(stages),
-                            evaluation=evaluation)
+                            evaluation=evaluation, sweep=sweep)
 
 
 # ---------------------------------------------------------------- TOML in, overrides
@@ -758,6 +810,8 @@ def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
         d["operator"]["variants"] = [{"label": var["label"], **var["options"]} for var in op["variants"]]
     if not d["stages"]:
         del d["stages"]
+    if d["sweep"] is None:
+        del d["sweep"]
     if not d["data"]["options"]:
         del d["data"]["options"]
     return d

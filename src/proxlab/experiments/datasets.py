@@ -14,7 +14,9 @@ per training image (validation images are cut the same way, test images stay who
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -26,10 +28,24 @@ __all__ = ["Splits", "build_splits"]
 
 @dataclass
 class Splits:
+    """What a data source hands the runner.
+
+    ``train``/``val``/``test``: images ``(N, C, H, W)``. A source may also bring: ``sampler`` — training
+    data drawn fresh every step, ``sampler(n, generator) -> x`` (then ``train`` only sets the batch count
+    of an epoch); ``operator`` — the forward model the data defines (e.g. Φ with a Qinit fitted on
+    training blocks), used instead of the task's; ``validate`` — the Trainer's validation,
+    ``validate(model) -> {metric: value}``, instead of the task's measurement pairs of ``val``;
+    ``extra`` — anything a protocol of the same family needs.
+    """
+
     train: torch.Tensor
     val: torch.Tensor
     test: torch.Tensor
-    test_names: list[str]
+    test_names: list[str] = field(default_factory=list)
+    sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None
+    operator: Any = None
+    validate: Callable[[Any], dict] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _split_pool(pool: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -160,3 +160,4 @@ class RunContext:
     log: Callable[[str], None]
     history: list = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)  # metrics of the protocols run before this one
+    children: dict[str, dict[str, Any]] = field(default_factory=dict)  # a sweep's runs: label -> cfg, model, metrics, folder

@@ -22,7 +22,7 @@ from ..training import Trainer, load_model_weights, save_model
 from ..training.checkpoint import POINTER
 from .config import ConfigError, ExperimentConfig, config_to_dict, dump_toml, load_config
 
-__all__ = ["run_experiment", "find_experiment", "shipped_experiments", "build_experiment_model", "RunResult"]
+__all__ = ["run_experiment", "run_config", "find_experiment", "shipped_experiments", "build_experiment_model", "RunResult"]
 
 @dataclass
 class RunResult:
@@ -90,7 +90,8 @@ def build_experiment_model(cfg: ExperimentConfig, operator) -> torch.nn.Module:
     from ..registry import model_entry
 
     opts = dict(cfg.model.options)
-    if model_entry(cfg.model.name).needs_operator:
+    entry = model_entry(cfg.model.name)
+    if entry.needs_operator or (entry.carries_operator and operator is not None and "operator" not in opts):
         opts["operator"] = operator
     return build_model(cfg.model.name, **opts)
 
@@ -124,6 +125,20 @@ def _check_devices(cfg: ExperimentConfig) -> None:
             raise ConfigError(key, str(err)) from None
 
 
+def _check_model_builds(cfg: ExperimentConfig) -> None:
+    """Build the model once (models that take the task's operator are built with the run) so that a value
+    its constructor refuses fails before the run folder is made."""
+    from ..registry import model_entry
+
+    entry = model_entry(cfg.model.name)
+    if entry.needs_operator or entry.carries_operator:
+        return
+    try:
+        build_model(cfg.model.name, **cfg.model.options)
+    except (ValueError, TypeError) as err:
+        raise ConfigError("model.options", str(err).removeprefix(f"model {cfg.model.name!r}: ")) from None
+
+
 def _load_init(spec: str, model: torch.nn.Module, log) -> None:
     from ..weights import resolve_weights
 
@@ -136,16 +151,15 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
                    resume: str | Path | None = None, progress: bool = True, echo: bool = True) -> RunResult:
     """Train and evaluate an experiment (a shipped name or a TOML path), or resume the run in ``resume``.
 
-    The whole spec is validated (model options against the constructor, every part's options, devices)
-    before the run folder is made. Stages run in order, each with its own Trainer and checkpoints
-    (``checkpoints/`` for a one-stage run, ``checkpoints/stageK/`` otherwise); a finished stage leaves
-    ``stages/stageK.safetensors``, so ``--resume`` skips it. Then each evaluation protocol returns a
-    section; :func:`~proxlab.experiments.report.write_run` writes ``metrics.json``, figures and
-    ``report.html``. Under ``torchrun`` every process trains; only rank 0 writes the folder and evaluates.
+    The whole spec is validated (model options against the constructor, every part's options, every
+    sweep run, devices) before the run folder is made. Stages run in order, each with its own Trainer
+    and checkpoints (``checkpoints/`` for a one-stage run, ``checkpoints/stageK/`` otherwise); a finished
+    stage leaves ``stages/stageK.safetensors``, so ``--resume`` skips it. Then each evaluation protocol
+    returns a section; :func:`~proxlab.experiments.report.write_run` writes ``metrics.json``, figures and
+    ``report.html``. With ``[sweep]`` each run goes to ``runs/LABEL`` (finished ones are kept on resume)
+    and the sweep's protocols compare them. Under ``torchrun`` every process trains; only rank 0 writes
+    the folder and evaluates.
     """
-    from .parts import LOSSES, PROTOCOLS, SOURCES, LossContext, RunContext
-    from .report import write_run
-
     main_process = int(os.environ.get("RANK", "0")) == 0
     if resume is not None:
         folder = Path(resume)
@@ -162,6 +176,7 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
             return run_program_experiment(str(source), out, overrides, progress, echo)
         cfg = load_config(find_experiment(str(source)), known_models=list_models(), overrides=overrides)
         _check_devices(cfg)
+        _check_model_builds(cfg)
         folder = Path(out) if out is not None else Path("runs") / cfg.name
         if main_process:
             if (folder / "config.toml").exists():
@@ -170,11 +185,73 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
             (folder / "config.toml").write_text(dump_toml(cfg))
     log = _Log(folder / "run.log", echo) if main_process else (lambda msg: None)
     log(f"experiment {cfg.name}: {'resuming' if resume else 'starting'} in {folder}")
+    if cfg.sweep is None:
+        result, _ = run_config(cfg, folder, resume=resume is not None, progress=progress, log=log)
+        return result
+    return _run_sweep(cfg, folder, progress, log, main_process)
 
-    torch.manual_seed(cfg.seed)
-    splits = SOURCES.get(cfg.data.source).build(cfg.data, cfg.seed)
+
+def _run_sweep(cfg: ExperimentConfig, folder: Path, progress: bool, log, main_process: bool) -> RunResult:
+    from .parts import PROTOCOLS, RunContext
+    from .report import write_run
+
+    children: dict[str, dict[str, Any]] = {}
+    for run in cfg.sweep.runs:
+        child = cfg.sweep_run(run.label, known_models=list_models())
+        sub = folder / "runs" / run.label
+        if (sub / "metrics.json").is_file() and (sub / "model.safetensors").is_file():
+            log(f"sweep run {run.label}: finished earlier, kept")
+            model = _built_model(child)
+            load_model_weights(sub / "model.safetensors", model)
+            children[run.label] = {"cfg": child, "model": model.eval(), "folder": sub,
+                                   "metrics": json.loads((sub / "metrics.json").read_text())}
+            continue
+        if main_process:
+            sub.mkdir(parents=True, exist_ok=True)
+            (sub / "config.toml").write_text(dump_toml(child))
+        log(f"sweep run {run.label}: {' '.join(run.set) or '(no overrides)'}")
+        result, model = run_config(child, sub, resume=(sub / "checkpoints").is_dir(), progress=progress,
+                                   log=_Log(sub / "run.log", True) if main_process else log)
+        if result.stop_reason == "interrupted" or not main_process:
+            return RunResult(folder, {}, result.stop_reason)
+        children[run.label] = {"cfg": child, "model": model.eval(), "folder": sub, "metrics": result.metrics}
+    ctx = RunContext(cfg=cfg, model=None, task=cfg.build_task(), operator=None, splits=None, folder=folder,
+                     device=torch.device("cpu"), log=log, children=children)
+    sections = []
+    for p in cfg.sweep.protocols:
+        part = PROTOCOLS.get(p.name)
+        sec = part.build(part.validate_options(dict(p.options)), ctx)
+        sections.append((p.name, sec))
+        ctx.results[p.name] = sec.metrics
+    info = {"runs": {k: c["metrics"].get("training", {}) for k, c in children.items()}}
+    metrics = write_run(folder, cfg, sections, [], info)
+    log(f"sweep done; report: {folder / 'report.html'}")
+    return RunResult(folder, metrics, "steps")
+
+
+def _built_model(cfg: ExperimentConfig) -> torch.nn.Module:
+    from .parts import SOURCES
+
     task = cfg.build_task()
-    A = task.operator(tuple(splits.train.shape[-2:]), splits.train.shape[1])
+    splits = SOURCES.get(cfg.data.source).build(cfg.data, cfg.seed, task=task)
+    A = splits.operator if splits.operator is not None else task.operator(tuple(splits.train.shape[-2:]),
+                                                                           splits.train.shape[1])
+    return build_experiment_model(cfg, A)
+
+
+def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progress: bool = True,
+               log=print) -> tuple[RunResult, torch.nn.Module]:
+    """Train and evaluate one validated config in ``folder`` (which holds its ``config.toml``); returns the
+    result and the trained model. ``resume``: continue from the checkpoints there."""
+    from .parts import LOSSES, PROTOCOLS, SOURCES, LossContext, RunContext
+    from .report import write_run
+
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    torch.manual_seed(cfg.seed)
+    task = cfg.build_task()
+    splits = SOURCES.get(cfg.data.source).build(cfg.data, cfg.seed, task=task)
+    A = splits.operator if splits.operator is not None else task.operator(tuple(splits.train.shape[-2:]),
+                                                                           splits.train.shape[1])
     model = build_experiment_model(cfg, A)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"data: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test images; "
@@ -184,7 +261,7 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     from ..priors.base import capabilities
 
     noise = task.options["noise"]
-    val = _stack(MeasurementPairs(splits.val, A, noise=noise, seed=cfg.seed + 1))
+    val = None if splits.validate is not None else _stack(MeasurementPairs(splits.val, A, noise=noise, seed=cfg.seed + 1))
     post_step = (lambda m: m.after_optimizer_step()) if "after_optimizer_step" in capabilities(model) else None
     stages = cfg.resolved_stages
     history: list[dict] = []
@@ -200,13 +277,17 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
             log(f"{label}: finished earlier, weights from {done}")
             info["stages"].append(json.loads((folder / "stages" / f"stage{k}.json").read_text()))
             continue
-        resuming = resume is not None and (ckdir / POINTER).is_file()
+        if st.threads:
+            torch.set_num_threads(st.threads)
+        resuming = resume and (ckdir / POINTER).is_file()
         if st.init not in ("fresh", "previous") and not resuming:
             _load_init(st.init, model, log)
         part = LOSSES.get(st.loss)
         loss_fn = part.build(part.validate_options(dict(st.loss_options)),
                              LossContext(cfg=cfg, task=task, operator=A, noise=noise, splits=splits, stage=st))
-        trainer = Trainer(model, loss_fn, splits.train, val_data=val, steps=st.steps, post_step=post_step,
+        train_data = splits.train if splits.sampler is None else torch.zeros(st.batch_size)
+        trainer = Trainer(model, loss_fn, train_data, val_data=val, validate=splits.validate, steps=st.steps,
+                          post_step=post_step,
                           batch_size=st.batch_size, lr=st.lr, lr_groups=dict(st.lr_groups), weight_decay=st.weight_decay,
                           schedule=st.schedule, warmup_steps=st.warmup_steps, milestones=st.milestones, gamma=st.gamma,
                           step_size=st.step_size, grad_clip=st.grad_clip, val_every=st.val_every,
@@ -225,7 +306,7 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
             f"best val {trainer.metric} {result.best_metric} at step {result.best_step}")
         if result.stop_reason == "interrupted":
             log(f"interrupted: resume with  proxlab run --resume {folder}")
-            return RunResult(folder, {}, result.stop_reason)
+            return RunResult(folder, {}, result.stop_reason), model
         # the weights a stage hands on: the best validation checkpoint for losses that aim at PSNR; the final
         # weights for proximal matching, whose aim is the MAP prox, not the best PSNR (its l1 warm-up often has more)
         best = ckdir / "best.safetensors"
@@ -234,6 +315,7 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
             load_model_weights(best, model)
         summary = {"stage": k, "name": st.name, "loss": st.loss, "steps": result.step, "stop_reason": result.stop_reason,
                    "best_step": result.best_step, "best_val": result.best_metric,
+                   "train_seconds": result.train_seconds,
                    "chosen": "best" if use_best else "final", "step_evaluated": result.best_step if use_best else result.step}
         info["stages"].append(summary)
         if len(stages) > 1 and main_process:
@@ -241,11 +323,12 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
             save_model(done, model, {"stage": str(k)})
             (folder / "stages" / f"stage{k}.json").write_text(json.dumps(summary))
     if not main_process:
-        return RunResult(folder, {}, result.stop_reason if result else "steps")
+        return RunResult(folder, {}, result.stop_reason if result else "steps"), model
     last = info["stages"][-1]
     save_model(folder / "model.safetensors", model, {"step": last["step_evaluated"], "chosen": last["chosen"]})
     log(f"evaluating the {last['chosen']} weights (step {last['step_evaluated']})")
     info.update({"steps": sum(s["steps"] for s in info["stages"]), "seconds_this_session": seconds,
+                 "train_seconds": sum((s.get("train_seconds") or 0.0) for s in info["stages"]),
                  "stop_reason": last["stop_reason"], "best_step": last["best_step"], "best_val": last["best_val"]})
     device = trainer.device if trainer is not None else torch.device("cpu")
     model.to(device)
@@ -261,7 +344,7 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     if "model" in metrics:
         log(f"test {cfg.model.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["model"]["mean"].items())
             + f"; report: {folder / 'report.html'}")
-    return RunResult(folder, metrics, last["stop_reason"])
+    return RunResult(folder, metrics, last["stop_reason"]), model
 
 
 def _stack(pairs) -> tuple[torch.Tensor, torch.Tensor]:
