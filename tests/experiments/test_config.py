@@ -231,9 +231,9 @@ ERRORS = [
     (with_("training", lr=-1), r"training\.lr: expected a number > 0, got -1$"),
     (with_("training", lr="1e-3"), r'training\.lr: expected a number > 0, got "1e-3" \(str\)'),
     (with_("training", lr=float("nan")), r"training\.lr: expected a number > 0, got nan"),
-    (with_("training", steps="100"), r'training\.steps: expected an int >= 1, got "100" \(str\)'),
-    (with_("training", steps=0), r"training\.steps: expected an int >= 1, got 0$"),
-    (with_("training", steps=10.0), r"training\.steps: expected an int >= 1, got 10\.0 \(float\)"),
+    (with_("training", steps="100"), r'training\.steps: expected an int >= 0, got "100" \(str\)'),
+    (with_("training", steps=-1), r"training\.steps: expected an int >= 0, got -1$"),
+    (with_("training", steps=10.0), r"training\.steps: expected an int >= 0, got 10\.0 \(float\)"),
     (with_("training", gamma=1.5), r"training\.gamma: expected a number in \(0, 1\], got 1\.5"),
     (with_("training", lr_groups={"step": 0}), r"training\.lr_groups\.step: expected a number > 0, got 0"),
     (with_("training", lr_groups=[1]), r"training\.lr_groups: expected a table, got \[1\] \(list\)"),
@@ -348,7 +348,7 @@ class TestOverrides:
         assert load_config(MINIMAL, overrides=["training.steps=5", "training.steps=6"]).training.steps == 6
         with pytest.raises(ConfigError, match=r"^training\.stpes: unknown key; did you mean 'steps'\?"):
             load_config(MINIMAL, overrides=["training.stpes=5"])
-        with pytest.raises(ConfigError, match=r'^training\.steps: expected an int >= 1, got "fifty" \(str\)'):
+        with pytest.raises(ConfigError, match=r'^training\.steps: expected an int >= 0, got "fifty" \(str\)'):
             load_config(MINIMAL, overrides=["training.steps=fifty"])  # bare word -> str -> type error
         with pytest.raises(ConfigError, match=r"^override 'training\.steps=5x': .*line 1"):
             load_config(MINIMAL, overrides=["training.steps=5x"])  # not TOML, not a bare word

@@ -185,3 +185,19 @@ def test_registry_errors():
         reg.register("c", options=dict)
     with pytest.raises(ValueError, match="takes no options"):
         reg.get("a").validate_options({"x": 1})
+
+
+def test_steps_zero_evaluates_the_initial_weights(tmp_path):
+    from proxlab.registry import build_model
+    from proxlab.training import save_model
+
+    net = build_model("dncnn", depth=3, features=4)
+    save_model(tmp_path / "init.safetensors", net, {})
+    spec = _spec()
+    spec["training"].update(steps=0, init=str(tmp_path / "init.safetensors"))
+    spec["evaluation"]["protocols"] = [{"name": "toy-count", "options": {"images": 2}}]
+    res = run_experiment(_write(tmp_path, spec), out=tmp_path / "eval", progress=False, echo=False)
+    assert res.metrics["training"]["steps"] == 0
+    x = _smooth(3, 2)[:2]
+    with torch.no_grad():
+        assert abs(res.metrics["toy-count"]["mean_output"] - float(net(x).mean())) < 1e-6

@@ -380,12 +380,13 @@ class TrainingConfig(_Section):
     rate; ``warmup_steps`` are linear warm-up steps; ``milestones``/``gamma`` drive ``multistep``,
     ``step_size``/``gamma`` drive ``step``. ``metric`` says what the best checkpoint is; ``patience``
     counts validations without improvement before stopping (0: never); ``grad_clip`` 0 means no
-    clipping; ``threads`` > 0 sets torch's intra-op threads for the stage (0: leave them). ``init``: ``fresh`` (the model as built), ``previous`` (the weights the previous stage
+    clipping; ``steps = 0`` trains nothing (the model is evaluated as ``init`` leaves it, e.g. a zoo
+    entry); ``threads`` > 0 sets torch's intra-op threads for the stage (0: leave them). ``init``: ``fresh`` (the model as built), ``previous`` (the weights the previous stage
     ended with; the default of every stage after the first), ``zoo:NAME`` or a ``.safetensors`` path.
     """
 
     name: str = ""
-    steps: PosInt = 1000
+    steps: NonNegInt = 1000
     batch_size: PosInt = 32
     lr: PosFloat = 1e-3
     lr_groups: dict[str, PosFloat] = Field(default_factory=dict, strict=False)
@@ -418,7 +419,7 @@ class TrainingConfig(_Section):
         if not _DEVICE.match(self.device):
             raise _Fail("device", f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
                                   f"{v.hint(self.device, ('auto', 'cpu', 'cuda'))}")
-        if self.warmup_steps >= self.steps:
+        if self.warmup_steps and self.warmup_steps >= self.steps:
             raise _Fail("warmup_steps", f"expected an int < steps ({self.steps}), got {self.warmup_steps}")
         for i, m in enumerate(self.milestones):
             if not 0 < m < self.steps:

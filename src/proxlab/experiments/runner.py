@@ -139,6 +139,12 @@ def _check_model_builds(cfg: ExperimentConfig) -> None:
         raise ConfigError("model.options", str(err).removeprefix(f"model {cfg.model.name!r}: ")) from None
 
 
+def _device_of(cfg: ExperimentConfig) -> str:
+    from ..training.distributed import resolve_device
+
+    return str(resolve_device(cfg.resolved_stages[-1].device))
+
+
 def _load_init(spec: str, model: torch.nn.Module, log) -> None:
     from ..weights import resolve_weights
 
@@ -282,6 +288,11 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
         resuming = resume and (ckdir / POINTER).is_file()
         if st.init not in ("fresh", "previous") and not resuming:
             _load_init(st.init, model, log)
+        if st.steps == 0:  # evaluation only: the weights as init left them
+            info["stages"].append({"stage": k, "name": st.name, "loss": None, "steps": 0, "stop_reason": "no training",
+                                   "best_step": None, "best_val": None, "train_seconds": 0.0, "chosen": "init",
+                                   "step_evaluated": 0})
+            continue
         part = LOSSES.get(st.loss)
         loss_fn = part.build(part.validate_options(dict(st.loss_options)),
                              LossContext(cfg=cfg, task=task, operator=A, noise=noise, splits=splits, stage=st))
@@ -325,12 +336,14 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
     if not main_process:
         return RunResult(folder, {}, result.stop_reason if result else "steps"), model
     last = info["stages"][-1]
+    if trainer is None:
+        model.to(torch.device(_device_of(cfg)))
     save_model(folder / "model.safetensors", model, {"step": last["step_evaluated"], "chosen": last["chosen"]})
     log(f"evaluating the {last['chosen']} weights (step {last['step_evaluated']})")
     info.update({"steps": sum(s["steps"] for s in info["stages"]), "seconds_this_session": seconds,
                  "train_seconds": sum((s.get("train_seconds") or 0.0) for s in info["stages"]),
                  "stop_reason": last["stop_reason"], "best_step": last["best_step"], "best_val": last["best_val"]})
-    device = trainer.device if trainer is not None else torch.device("cpu")
+    device = trainer.device if trainer is not None else torch.device(_device_of(cfg))
     model.to(device)
     ctx = RunContext(cfg=cfg, model=model, task=task, operator=A, splits=splits, folder=folder, device=device, log=log,
                      history=history)
