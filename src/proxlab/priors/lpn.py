@@ -20,9 +20,10 @@ convex non-decreasing function of a convex function is convex, so every unit of 
 convex in :math:`x`; the output :math:`w^\top z_L` with :math:`w \ge 0`, plus :math:`\alpha\|x\|^2`
 (α ≥ 0, no ½, as in the authors' code), is convex, strongly so when α > 0. Resizing the input
 (bilinear) and average pooling are linear maps, so they keep this argument intact.
-:meth:`LearnedProximalNetwork.clamp_weights` restores :math:`W_k \ge 0` after each optimiser
-step; the z-path weights start at :math:`\exp(\mathcal N(-10, 0.1^2))`, as the authors'
-``init_weights(-10, 0.1)`` (their 1-D notebook keeps PyTorch's default init instead).
+:meth:`LearnedProximalNetwork.after_optimizer_step` (alias ``clamp_weights``) restores
+:math:`W_k \ge 0` after each optimiser step; the z-path weights start at
+:math:`\exp(\mathcal N(-10, 0.1^2))`, as the authors' ``init_weights(-10, 0.1)`` (their 1-D
+notebook keeps PyTorch's default init instead).
 
 softplus is ``torch.nn.functional.softplus(·, beta, threshold=40)``: above the threshold it is
 replaced by the identity, a jump of ``log(1 + e^{-40}) / β`` ≈ 4e-18/β that keeps ψ convex to
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_positive, check_shape
+from .base import Prior
 from .lpn_invert import invert_gradient_map
 
 __all__ = ["LearnedProximalNetwork", "LPNFullyConnected", "LPN1D", "LPNConv", "LPNFullyConvolutional"]
@@ -53,11 +55,15 @@ def _check_int(name: str, value: object, low: int) -> int:
     return value
 
 
-class LearnedProximalNetwork(nn.Module):
+class LearnedProximalNetwork(Prior):
     r"""Base of the LPN variants: ψ, its gradient (the prox), the prior R and weight clamping.
 
     Subclasses build their layers, list the z-path layers in ``self._z_path`` (their ``weight`` is
     kept ≥ 0) and implement ``_psi(x) -> (B,)`` on checked input and ``_check(name, x, where)``.
+
+    As a :class:`~proxlab.priors.base.Prior` it has the capabilities ``prox`` (``forward``, which
+    ignores ``tau``), ``regularizer`` (:math:`R`, by inverting :math:`f`) and ``after_optimizer_step``
+    (the clamp of the z-path weights).
     """
 
     def __init__(self, beta: float, alpha: float):
@@ -87,10 +93,17 @@ class LearnedProximalNetwork(nn.Module):
         return [layer.weight for layer in self._z_path]
 
     @torch.no_grad()
-    def clamp_weights(self) -> None:
-        """Clamp the z-path weights to ≥ 0 (call after every optimiser step; the trainer's ``post_step``)."""
+    def after_optimizer_step(self) -> None:
+        """Clamp the z-path weights to ≥ 0; call after every optimiser step (the trainer's ``post_step``).
+
+        This is the prior's ``after_optimizer_step`` capability (:mod:`proxlab.priors.base`).
+        """
         for w in self.z_path_parameters():
             w.clamp_(min=0.0)
+
+    def clamp_weights(self) -> None:
+        """Alias of :meth:`after_optimizer_step` (the clamp to non-negative z-path weights)."""
+        self.after_optimizer_step()
 
     @torch.no_grad()
     def init_weights(self, mean: float = -10.0, std: float = 0.1) -> None:

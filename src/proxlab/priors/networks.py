@@ -5,15 +5,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import Prior
+
 __all__ = ["DnCNN"]
 
 
-class DnCNN(nn.Module):
+class DnCNN(Prior):
     r"""Residual CNN denoiser in the style of DnCNN (Zhang et al., IEEE TIP 2017).
 
     :math:`D(y) = y - r_\theta(y)`: conv–ReLU, ``depth − 2`` × (conv–BN–ReLU), conv, all 3×3 with
     ``features`` channels; the network predicts the noise. Called as a prox, ``D(v, tau)`` ignores
     ``tau`` (it was trained for one noise level). With ``depth=10, features=32``: 74,849 parameters.
+    Its only capability (:mod:`proxlab.priors.base`) is ``prox``: it has no regularizer.
     """
 
     def __init__(self, channels: int = 1, depth: int = 10, features: int = 32, batch_norm: bool = True):

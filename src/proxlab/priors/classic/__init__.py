@@ -1,9 +1,10 @@
 """Classic (parameter-free) priors and their proximal maps.
 
-Convention: a prior is an ``nn.Module`` whose ``forward(x, tau=1.0)`` returns
+Convention: a prior is a :class:`proxlab.priors.base.Prior` (an ``nn.Module``) whose ``forward(x, tau=1.0)`` returns
 :math:`\\operatorname{prox}_{\\tau g}(x) = \\operatorname{argmin}_z \\tfrac12\\|z - x\\|^2 + \\tau g(z)`, where ``g``
 includes the module's weight; ``regularizer(x)`` returns :math:`g(x)` per sample, shape ``(B,)``. ``tau`` is a
-number or a per-sample tensor ``(B,)`` / ``(B, 1, 1, 1)``. Each module wraps a pure function.
+number or a per-sample tensor ``(B,)`` / ``(B, 1, 1, 1)``. Each module wraps a pure function. Their capabilities
+are ``prox`` and ``regularizer``.
 """
 
 from .constraints import Box, project_box

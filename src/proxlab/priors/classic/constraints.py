@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from ..._checks import check_tensor
+from ..base import Prior
 from ._common import as_threshold
 
 __all__ = ["project_box", "Box"]
@@ -50,7 +50,7 @@ def project_box(x: torch.Tensor, low: float | None = 0.0, high: float | None = N
     return torch.clamp(x, min=lo, max=hi)
 
 
-class Box(nn.Module):
+class Box(Prior):
     r"""The indicator :math:`g = \iota_{[\ell, u]^n}` of a box (``None`` bounds are infinite).
 
     ``forward(x, tau)`` is the projection (:func:`project_box`) for any ``tau >= 0``;

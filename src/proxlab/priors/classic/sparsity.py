@@ -12,9 +12,9 @@ IEEE Trans. Inf. Theory 41(3); Daubechies, Defrise & De Mol, 2004, Comm. Pure Ap
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..._checks import check_tensor
+from ..base import Prior
 from ._common import as_threshold, check_weight
 
 __all__ = ["soft_threshold", "L1"]
@@ -50,7 +50,7 @@ def soft_threshold(x: torch.Tensor, thresh: float | torch.Tensor) -> torch.Tenso
     return torch.sign(x) * torch.clamp(x.abs() - t, min=0.0)
 
 
-class L1(nn.Module):
+class L1(Prior):
     r"""The prior :math:`g(x) = w\|x\|_1` (sum of moduli over all entries of each sample).
 
     ``forward(x, tau)`` returns :math:`\operatorname{prox}_{\tau g}(x) = S_{\tau w}(x)`

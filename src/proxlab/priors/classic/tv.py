@@ -22,9 +22,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from ..._checks import check_positive, check_shape
+from ..base import Prior
 from ._common import as_threshold, check_weight
 from .constraints import _check_bounds, project_box
 
@@ -199,7 +199,7 @@ def prox_tv(
     return z
 
 
-class TV(nn.Module):
+class TV(Prior):
     r"""Total-variation prior :math:`g(x) = w\,\mathrm{TV}(x)` (+ the indicator of an optional box).
 
     ``forward(x, tau)`` returns :math:`\operatorname{prox}_{\tau g}(x)` by :func:`prox_tv` with

@@ -30,10 +30,10 @@ import functools
 import math
 
 import torch
-from torch import nn
 
 from ..._checks import check_choice, check_positive
 from ...operators.base import LinearOperator, match
+from ..base import Prior
 from ._common import as_threshold, check_weight
 from .sparsity import soft_threshold
 
@@ -229,7 +229,7 @@ def _prox_with(op: WaveletTransform, x: torch.Tensor, thresh, name: str) -> torc
     return op.adjoint(torch.where(mask, soft_threshold(c, t), c))
 
 
-class WaveletL1(nn.Module):
+class WaveletL1(Prior):
     r"""Wavelet sparsity prior :math:`g(x) = w\,\|\mathrm{detail}(Wx)\|_1` (approximation band not penalised).
 
     ``forward(x, tau)`` is :math:`\operatorname{prox}_{\tau g}(x) = W^\top S_{\tau w}(Wx)` on the detail
