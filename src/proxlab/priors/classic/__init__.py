@@ -8,12 +8,13 @@ are ``prox`` and ``regularizer``.
 """
 
 from .constraints import Box, project_box
-from .sparsity import L1, soft_threshold
+from .sparsity import L1, soft_threshold, soft_threshold_unchecked
 from .tv import TV, image_gradient, image_gradient_adjoint, prox_tv, total_variation
 from .wavelet import WAVELETS, WaveletL1, WaveletTransform, prox_wavelet_l1, wavelet_filter
 
 __all__ = [
     "soft_threshold",
+    "soft_threshold_unchecked",
     "L1",
     "project_box",
     "Box",

@@ -17,7 +17,7 @@ from ..._checks import check_tensor
 from ..base import Prior
 from ._common import as_threshold, check_weight
 
-__all__ = ["soft_threshold", "L1"]
+__all__ = ["soft_threshold", "soft_threshold_unchecked", "L1"]
 
 
 def soft_threshold(x: torch.Tensor, thresh: float | torch.Tensor) -> torch.Tensor:
@@ -40,14 +40,23 @@ def soft_threshold(x: torch.Tensor, thresh: float | torch.Tensor) -> torch.Tenso
         Same shape and dtype as ``x``. Differentiable everywhere except at :math:`|x| = t`.
     """
     check_tensor("x", x)
-    t = as_threshold("thresh", thresh, x)
+    return soft_threshold_unchecked(x, as_threshold("thresh", thresh, x))
+
+
+def soft_threshold_unchecked(x: torch.Tensor, thresh: float | torch.Tensor) -> torch.Tensor:
+    r"""The core of :func:`soft_threshold` without its argument checks, for hot loops (unrolled stages).
+
+    ``thresh`` must already be ``>= 0`` and broadcast against ``x`` as it is (a number, or a tensor on
+    ``x``'s device, e.g. ``(B, 1, 1, 1)`` or a learned per-entry threshold); nothing is checked or reshaped.
+    Real :math:`x`: :math:`\operatorname{sign}(x)\max(|x| - t, 0)`; complex: :math:`x\max(1 - t/|x|, 0)`.
+    """
     if x.is_complex():
         mag = x.abs()
         # x * (1 - t/|x|)_+ written so that x = 0 gives 0 without a 0/0 in the value or the gradient.
         safe = torch.where(mag > 0, mag, torch.ones_like(mag))
-        scale = torch.clamp(1.0 - t / safe, min=0.0)
+        scale = torch.clamp(1.0 - thresh / safe, min=0.0)
         return x * torch.where(mag > 0, scale, torch.zeros_like(scale))
-    return torch.sign(x) * torch.clamp(x.abs() - t, min=0.0)
+    return torch.sign(x) * torch.clamp(x.abs() - thresh, min=0.0)
 
 
 class L1(Prior):
@@ -69,7 +78,7 @@ class L1(Prior):
     def forward(self, x: torch.Tensor, tau: float | torch.Tensor = 1.0) -> torch.Tensor:
         """:math:`\\operatorname{prox}_{\\tau w\\|\\cdot\\|_1}(x)`; ``tau`` a number or per-sample tensor."""
         check_tensor("x", x)
-        return soft_threshold(x, as_threshold("tau", tau, x) * self.weight)
+        return soft_threshold_unchecked(x, as_threshold("tau", tau, x) * self.weight)
 
     def regularizer(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`w\sum_i |x_i|` per sample, shape ``(B,)``."""

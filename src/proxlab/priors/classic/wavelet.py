@@ -35,7 +35,7 @@ from ..._checks import check_choice, check_positive
 from ...operators.base import LinearOperator, match
 from ..base import Prior
 from ._common import as_threshold, check_weight
-from .sparsity import soft_threshold
+from .sparsity import soft_threshold_unchecked
 
 __all__ = ["WAVELETS", "wavelet_filter", "WaveletTransform", "prox_wavelet_l1", "WaveletL1"]
 
@@ -226,7 +226,7 @@ def _prox_with(op: WaveletTransform, x: torch.Tensor, thresh, name: str) -> torc
     c = op(x)
     t = as_threshold(name, thresh, x)
     mask = op.detail_mask(x.shape[-2], x.shape[-1], x.device)
-    return op.adjoint(torch.where(mask, soft_threshold(c, t), c))
+    return op.adjoint(torch.where(mask, soft_threshold_unchecked(c, t), c))
 
 
 class WaveletL1(Prior):
