@@ -172,7 +172,7 @@ def test_prior_command_prints_R_and_residual(tmp_path, capsys):
     r_camera = float(lines[2].split()[-2])
     assert res_digit < 1e-3 and r_digit < r_camera  # a digit is more likely under the MNIST prior than a photo
     assert main(["prior", "--model", "zoo:dncnn-mnist-s0.1", str(tmp_path / "d.png")]) == 2
-    assert "has no learned prior R(x)" in capsys.readouterr().err
+    assert "needs prior.regularizer(x); DnCNN does not have it" in capsys.readouterr().err
     assert main(["prior", "--model", "lpn-mnist", str(tmp_path / "d.png")]) == 2
     assert "--model must be zoo:NAME" in capsys.readouterr().err
 

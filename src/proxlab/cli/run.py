@@ -72,10 +72,11 @@ def prior_command(args) -> int:
     if not args.tol > 0:
         raise ValueError(f"tol must be > 0, got {args.tol}")
     torch.set_num_threads(args.threads)
+    from ..priors import require
+
     model, info = load_zoo_model(args.model[4:])
-    if not hasattr(model, "regularizer"):
-        raise ValueError(f"zoo model {args.model[4:]!r} ({info['model']['name']}) has no learned prior R(x); "
-                         f"use a learned proximal network (lpn-*)")
+    require(model, "regularizer", f"proxlab prior --model {args.model}",
+            why=f"evaluating the learned prior R(x) of {info['model']['name']}")
     size = getattr(model, "image_size", None)
     images = [load_input(spec, size=size[0] if size else None) for spec in args.images]
     print(f"{'image':40s} {'R(x)':>12s} {'residual':>10s}")

@@ -2,7 +2,8 @@ r"""Classic iterative solvers for :math:`\min_x \tfrac12\|Ax - y\|^2 + g(x)`, ea
 
 Plug-and-play: pass any denoiser module as ``prior``; it is called as ``prior(v, tau)`` and may
 ignore ``tau``. Classic priors (:mod:`proxlab.priors.classic`) carry their weight inside :math:`g`
-and also provide ``regularizer(x)``, which the history uses to record the objective.
+and also have the ``regularizer`` capability (:mod:`proxlab.priors.base`), which the history uses to
+record the objective. Each solver checks that its prior is a prox before the first iteration.
 """
 
 from __future__ import annotations
@@ -12,25 +13,30 @@ from functools import partial
 import torch
 
 from ..operators.base import LinearOperator, conjugate_gradient
+from ..priors.base import capabilities, require
 from .loop import SolveResult, solve
 from .steps import ADMMState, FISTAState, HQSState, admm_step, fista_step, hqs_step, pgd_step
 
 __all__ = ["pgd", "ista", "fista", "admm", "hqs", "cg", "least_squares_objective"]
 
 
-def _check(A, y, prior):
+def _check(A, y, prior, who: str):
     if not isinstance(A, LinearOperator):
         raise TypeError(f"A must be a proxlab LinearOperator, got {type(A).__name__}")
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
-    if prior is not None and not callable(prior):
-        raise TypeError(f"prior must be callable as prior(v, tau) (a prox), got {type(prior).__name__}")
+    if prior is not None:
+        require(prior, "prox", who)
 
 
-def least_squares_objective(A: LinearOperator, y: torch.Tensor, prior=None):
-    r"""A monitor recording ``residual`` :math:`\|Ax - y\|` (batch mean) and, where the prior can
-    evaluate :math:`g`, ``objective`` :math:`\tfrac12\|Ax - y\|^2 + g(x)` (batch mean)."""
-    has_reg = prior is not None and hasattr(prior, "regularizer")
+def least_squares_objective(A: LinearOperator, y: torch.Tensor, prior=None, objective: bool | None = None):
+    r"""A monitor recording ``residual`` :math:`\|Ax - y\|` (batch mean) and ``objective``
+    :math:`\tfrac12\|Ax - y\|^2 + g(x)` (batch mean): with ``objective=None`` where the prior has the
+    ``regularizer`` capability, with ``True`` always (a prior without it is a ``TypeError`` here, before
+    any iteration), with ``False`` never."""
+    if objective:
+        require(prior, "regularizer", "least_squares_objective", why="the objective history")
+    has_reg = prior is not None and objective is not False and "regularizer" in capabilities(prior)
 
     def monitor(x: torch.Tensor) -> dict[str, float]:
         r = A(x) - y
@@ -61,7 +67,7 @@ def pgd(A: LinearOperator, y: torch.Tensor, prior, step_size: float | None = Non
     ``step_size`` defaults to :math:`1/\|A\|_2^2`, which guarantees descent for convex :math:`g`.
     ``x0`` defaults to ``A.init(y)``.
     """
-    _check(A, y, prior)
+    _check(A, y, prior, "pgd")
     x = _x0(A, y, x0)
     gamma = _default_step(A, x) if step_size is None else float(step_size)
     ATy = A.adjoint(y)
@@ -76,7 +82,7 @@ ista = pgd
 def fista(A: LinearOperator, y: torch.Tensor, prior, step_size: float | None = None, x0: torch.Tensor | None = None,
           max_iter: int = 100, tol: float = 1e-5, callback=None, history: bool = True, progress: bool = False) -> SolveResult:
     r"""FISTA (Beck & Teboulle, 2009): PGD with Nesterov momentum, :math:`O(1/k^2)` in objective."""
-    _check(A, y, prior)
+    _check(A, y, prior, "fista")
     x = _x0(A, y, x0)
     gamma = _default_step(A, x) if step_size is None else float(step_size)
     ATy = A.adjoint(y)
@@ -93,7 +99,7 @@ def admm(A: LinearOperator, y: torch.Tensor, prior, rho: float = 1.0, x0: torch.
     ``A.solve_normal`` (exact for masks, blur, MRI and CS; otherwise warm-started CG to relative
     residual ``inner_tol`` in at most ``inner_max_iter`` steps). Returns the z-iterate (the prior's
     output) as ``x``."""
-    _check(A, y, prior)
+    _check(A, y, prior, "admm")
     if not rho > 0:
         raise ValueError(f"rho must be > 0, got {rho!r}")
     x = _x0(A, y, x0)
@@ -109,7 +115,7 @@ def hqs(A: LinearOperator, y: torch.Tensor, prior, mu: float = 1.0, x0: torch.Te
         inner_tol: float = 1e-5, inner_max_iter: int = 30) -> SolveResult:
     r"""Half-quadratic splitting with a fixed penalty :math:`\mu` (see :func:`proxlab.solvers.steps.hqs_step`);
     the x-update is solved as in :func:`admm`."""
-    _check(A, y, prior)
+    _check(A, y, prior, "hqs")
     if not mu > 0:
         raise ValueError(f"mu must be > 0, got {mu!r}")
     x = _x0(A, y, x0)
@@ -122,7 +128,7 @@ def hqs(A: LinearOperator, y: torch.Tensor, prior, mu: float = 1.0, x0: torch.Te
 
 def cg(A: LinearOperator, y: torch.Tensor, rho: float = 0.0, max_iter: int = 100, tol: float = 1e-6) -> torch.Tensor:
     r"""(Regularised) least squares by conjugate gradient: :math:`(A^\top A + \rho I)x = A^\top y`."""
-    _check(A, y, None)
+    _check(A, y, None, "cg")
     ATy = A.adjoint(y)
     if rho < 0:
         raise ValueError(f"rho must be >= 0, got {rho!r}")
