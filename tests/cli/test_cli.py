@@ -198,6 +198,7 @@ def test_reconstruct_with_pnp_and_a_zoo_prior(tmp_path, capsys):
 
 def test_reconstruct_with_a_block_cs_zoo_model_uses_its_own_phi(tmp_path, monkeypatch, capsys):
     import proxlab.zoo as zoo
+    from proxlab.experiments.export import add_entry
     from proxlab.operators import BlockCompressedSensing
     from proxlab.training import save_model
     from proxlab.unrolled import ISTANet
@@ -207,7 +208,7 @@ def test_reconstruct_with_a_block_cs_zoo_model_uses_its_own_phi(tmp_path, monkey
     net = ISTANet(BlockCompressedSensing(None, phi=op.phi, qinit=op.phi.T.contiguous()))
     save_model(tmp_path / "w.safetensors", net)
     monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
-    zoo.add_entry("tiny-ista", tmp_path / "w.safetensors", {
+    add_entry("tiny-ista", tmp_path / "w.safetensors", {
         "model": {"name": "istanet", "options": {"ratio": op.ratio, "plus": True}},
         "task": {"name": "cs", "options": {"ratio": round(op.ratio, 4), "noise": 0.0}},
         "data": {"source": "test"}, "training_command": "-", "test_metrics": {}})

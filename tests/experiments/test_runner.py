@@ -115,11 +115,12 @@ def test_shipped_experiments_are_valid():
 
 def test_zoo_export_load_and_architecture_check(tmp_path, monkeypatch):
     import proxlab.zoo as zoo
+    from proxlab.experiments.export import export_run
     from proxlab.training import CheckpointError
 
     res = run_experiment(write(tmp_path, steps=5), out=tmp_path / "run", progress=False, echo=False)
     monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
-    zoo.export_run(res.folder, "tiny-dncnn")
+    export_run(res.folder, "tiny-dncnn")
     assert zoo.list_zoo() == ["tiny-dncnn"]
     model, info = zoo.load_zoo_model("tiny-dncnn")
     assert info["task"]["name"] == "denoise" and info["training_command"] == "proxlab run tiny"

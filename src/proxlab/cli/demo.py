@@ -62,7 +62,7 @@ def run_demo(args) -> int:
     from tqdm.auto import tqdm
 
     from ..zoo import list_zoo, zoo_info
-    from ..models import CARRIES_OPERATOR
+    from ..registry import model_entry
     from .reconstruct import measure_with_own_operator
 
     zoo = [] if args.no_zoo else list_zoo()
@@ -82,7 +82,7 @@ def run_demo(args) -> int:
                 label = f"{task.name} (MNIST, zoo:{name})"
                 jobs.append((label, task, [f"mnist-test-{i}" for i in range(len(digits))], digits,
                              list(methods) + [f"zoo:{name}"], None))
-            elif (task.name in tasks and info["model"]["name"] in CARRIES_OPERATOR
+            elif (task.name in tasks and model_entry(info["model"]["name"]).carries_operator
                   and abs(task.options["ratio"] - make_task("cs").options["ratio"]) < 0.005):
                 # block-CS models measure with the Φ they carry; the classic methods get the same y
                 names, x = demo_images("cs", args.size)

@@ -9,7 +9,7 @@ import torch
 
 def run_reconstruct(args) -> int:
     from ..experiments.methods import get_method, reconstruct
-    from ..models import CARRIES_OPERATOR
+    from ..registry import model_entry
     from ..metrics import psnr, ssim
     from ..experiments.figures import load_input, save_png
 
@@ -36,7 +36,7 @@ def run_reconstruct(args) -> int:
     task = _task_from_args(args)
     x = load_input(args.input, size=args.size)
     model = None
-    if zoo and info["model"]["name"] in CARRIES_OPERATOR:
+    if zoo and model_entry(info["model"]["name"]).carries_operator:
         model, A, y = measure_with_own_operator(args.method[4:], task, x)
     else:
         A, y = task.measure(x)

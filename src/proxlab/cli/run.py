@@ -32,7 +32,8 @@ def run_command(args) -> int:
 
 
 def zoo_command(args) -> int:
-    from ..zoo import export_run, list_zoo, zoo_info
+    from ..experiments.export import export_run
+    from ..zoo import list_zoo, zoo_info
 
     if args.action == "export":
         if not args.run_dir or not args.name:

@@ -211,7 +211,7 @@ def recipe(cfg: dict) -> dict:
 
 def export_to_zoo(run_dir: str | Path, name: str | None = None, zoo_dir: str | Path | None = None) -> Path:
     """Put a finished run (``model.safetensors`` + ``results.json`` with a Set11 evaluation) into the zoo."""
-    from ..zoo import add_entry
+    from .export import add_entry
 
     run_dir = Path(run_dir)
     summary = json.loads((run_dir / "results.json").read_text())

@@ -167,7 +167,7 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
 
 def export_to_zoo(run_dir: str | Path, name: str = "lpn-laplacian") -> Path:
     """Put a finished run's proximal-matching model into the zoo."""
-    from ..zoo import add_entry
+    from .export import add_entry
 
     run_dir = Path(run_dir)
     summary = json.loads((run_dir / "results.json").read_text())

@@ -1,10 +1,14 @@
-"""Registers proxlab's own models by name (see :mod:`proxlab.registry`).
+"""Registers proxlab's own models by name (see :mod:`proxlab.registry`); layer 3, beside ``unrolled``.
 
 ``dncnn``: :class:`proxlab.priors.networks.DnCNN`. ``lpn-conv``, ``lpn-fc``, ``lpn-fully-conv``:
 the learned proximal networks of :mod:`proxlab.priors.lpn`. ``istanet``, ``resnet-pgd``: block-CS
 unrolled networks that carry their own Φ and Qinit (:mod:`proxlab.unrolled.istanet`). ``unrolled``: :class:`proxlab.unrolled.Unrolled`
 with a prox built from the registry (``prox="dncnn", prox_options={...}``); the runner passes the
 task's operator as ``operator=``.
+
+Each registration records whether the model needs the task's operator (``unrolled``) or carries its own
+(``istanet``, ``resnet-pgd``): :func:`proxlab.registry.model_entry`. Imports only layers <= 3 and
+:mod:`proxlab.weights` (for ``prox_init``), never the training engine or the zoo.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from ..priors.lpn import LPNConv, LPNFullyConnected, LPNFullyConvolutional
 from ..priors.networks import DnCNN
 from ..registry import build_model, register_model
 from ..unrolled import ISTANet, Unrolled, resnet_unrolled
+from ..weights import load_model_weights, resolve_weights
 
 register_model("dncnn")(DnCNN)
 register_model("lpn-conv")(LPNConv)
@@ -20,7 +25,7 @@ register_model("lpn-fc")(LPNFullyConnected)
 register_model("lpn-fully-conv")(LPNFullyConvolutional)
 
 
-@register_model("unrolled")
+@register_model("unrolled", needs_operator=True)
 def unrolled(operator, prox: str = "dncnn", prox_options: dict | None = None, step: str = "pgd", stages: int = 5,
              tied: bool = True, step_size: float = 1.0, rho: float = 1.0, prox_init: str | None = None) -> Unrolled:
     """An :class:`~proxlab.unrolled.Unrolled` network whose prox is the registered model ``prox``.
@@ -32,9 +37,6 @@ def unrolled(operator, prox: str = "dncnn", prox_options: dict | None = None, st
     def make():
         net = build_model(prox, **(prox_options or {}))
         if prox_init:
-            from ..training import load_model_weights
-            from ..zoo import resolve_weights
-
             load_model_weights(resolve_weights(prox_init), net)
         return net
 
@@ -54,23 +56,17 @@ def _block_operator(operator, ratio: float):
     return op
 
 
-@register_model("istanet")
+@register_model("istanet", carries_operator=True)
 def istanet(operator=None, ratio: float = 0.25, plus: bool = True, phases: int = 9, channels: int = 32) -> ISTANet:
     """ISTA-Net (``plus=False``) / ISTA-Net+ for block CS. Without ``operator`` a placeholder of the given
     ``ratio`` is built; loading trained weights brings the Φ and Qinit they were trained with."""
     return ISTANet(_block_operator(operator, ratio), phases=phases, plus=plus, channels=channels)
 
 
-@register_model("resnet-pgd")
+@register_model("resnet-pgd", carries_operator=True)
 def resnet_pgd(operator=None, ratio: float = 0.25, stages: int = 5, channels: int = 128, blocks: int = 1):
     """Unrolled PGD with a shared ResNet prox for block CS (see :func:`proxlab.unrolled.resnet_unrolled`)."""
     return resnet_unrolled(_block_operator(operator, ratio), stages=stages, channels=channels, blocks=blocks)
 
 
-# Models that need the task's forward operator as their ``operator`` argument.
-NEEDS_OPERATOR = {"unrolled"}
-# Models whose weights include their forward operator (block CS: Φ and Qinit); data for them is measured with it.
-CARRIES_OPERATOR = {"istanet", "resnet-pgd"}
-
-__all__ = ["DnCNN", "LPNConv", "LPNFullyConnected", "LPNFullyConvolutional", "unrolled", "istanet", "resnet_pgd",
-           "NEEDS_OPERATOR", "CARRIES_OPERATOR"]
+__all__ = ["DnCNN", "LPNConv", "LPNFullyConnected", "LPNFullyConvolutional", "unrolled", "istanet", "resnet_pgd"]

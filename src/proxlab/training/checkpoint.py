@@ -10,6 +10,9 @@ A training checkpoint in folder ``D`` is two files:
 Each file is written to a temporary name in the same folder, flushed and ``os.replace``-d into
 place; ``checkpoint.json`` is written last, so it always points at a complete weights file. Older
 weights files are removed only after the new pointer is in place. Nothing is unpickled on load.
+
+Reading model weights (:func:`load_model_weights`, ``zoo:NAME`` resolution) lives in :mod:`proxlab.weights`,
+below the models that start from pretrained weights; it is re-exported here.
 """
 
 from __future__ import annotations
@@ -23,21 +26,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..weights import CheckpointError, _load_state_checked, _load_tensors, _unwrap, load_model_weights, resolve_weights
+
 __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "save_model",
     "load_model_weights",
+    "resolve_weights",
     "save_training_checkpoint",
     "load_training_checkpoint",
     "CheckpointError",
 ]
 
 POINTER = "checkpoint.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, corrupt, or belongs to another architecture."""
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -69,62 +71,10 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[s
     return atomic_write_bytes(path, save(clean, metadata=metadata))
 
 
-def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
-
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    try:
-        out = {}
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            for k in f.keys():
-                out[k] = f.get_tensor(k)
-        return out, meta
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"corrupt checkpoint {path}: {err}") from None
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
-
-
 def save_model(path: str | os.PathLike, model: nn.Module, metadata: dict[str, Any] | None = None) -> Path:
     """Model weights (``state_dict``) as safetensors; ``metadata`` is stored as JSON in its header."""
     meta = {"proxlab": json.dumps(metadata or {})}
     return _save_tensors(Path(path), dict(_unwrap(model).state_dict()), meta)
-
-
-def load_model_weights(path: str | os.PathLike, model: nn.Module, prefix: str = "") -> dict[str, Any]:
-    """Load weights saved by :func:`save_model` (or the ``prefix``-ed part of a training checkpoint)
-    into ``model``, checking that every name and shape matches; returns the stored metadata."""
-    path = Path(path)
-    tensors, meta = _load_tensors(path)
-    if prefix:
-        tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    _load_state_checked(_unwrap(model), tensors, str(path))
-    try:
-        return json.loads(meta.get("proxlab", "{}"))
-    except json.JSONDecodeError:
-        return {}
-
-
-def _load_state_checked(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = [(k, tuple(tensors[k].shape), tuple(v.shape)) for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensor(s), e.g. {missing[0]!r}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]!r}")
-        if wrong:
-            k, got, want = wrong[0]
-            parts.append(f"shape mismatch for {k!r}: file has {got}, model expects {want}")
-        raise CheckpointError(f"weights in {source} do not match {type(model).__name__}: " + "; ".join(parts))
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
 
 
 # ---- optimizer state <-> flat tensors + JSON -----------------------------------------------------
