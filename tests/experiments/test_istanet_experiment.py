@@ -106,7 +106,7 @@ def test_zoo_recipe_records_every_setting_that_shapes_the_weights():
     cfg = exp._settings({"model": "istanet-plus", "steps": "900", "compile": "1", "batch": "32", "warmup": "100",
                          "threads": "2", "set11": "/somewhere", "init": "zoo:istanet-plus-cs25"})
     rec = exp.recipe(cfg)
-    assert set(rec) == set(exp.DEFAULTS) - set(exp.NOT_RECIPE) - {"phi"}  # every weight-shaping setting that is set
+    assert set(rec) == set(exp.DEFAULTS) - set(exp.NOT_RECIPE) - {"phi", "images"}  # every weight-shaping one set
     assert (rec["steps"], rec["batch"], rec["init"], rec["warmup"], rec["compile"]) == (900, 32, "zoo:istanet-plus-cs25",
                                                                                      100, 1)
     # a recorded recipe is a valid set of overrides giving the same settings back
@@ -134,3 +134,67 @@ def test_two_processes_under_torchrun_train_one_model(tmp_path):
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["blocks_per_step"] for r in ranks] == [[2, 2, 2]] * 2  # batch=4 split over 2 processes
     assert ranks[0]["wrote"] and not ranks[1]["wrote"]  # rank 1 returned before writing anything
+
+
+def _photo_folder(root, train_sizes=((80, 70), (90, 66), (70, 100)), val_sizes=((60, 50),)):
+    """A folder like the one ``python -m proxlab.data.photos`` writes: train/ and val/ with colour PNGs."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, sizes in (("train", train_sizes), ("val", val_sizes)):
+        (root / split).mkdir(parents=True)
+        for i, (w, h) in enumerate(sizes):
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / split / f"im{i}.png")
+    return root
+
+
+def test_folder_images_gives_both_scales_and_the_val_images(tmp_path):
+    folder = _photo_folder(tmp_path / "photos", train_sizes=((80, 70), (40, 40)))
+    pool, val = exp.folder_images(folder)
+    assert [tuple(im.shape) for im in pool] == [(1, 1, 70, 80), (1, 1, 40, 40), (1, 1, 35, 40)]  # 20x20 is dropped
+    assert [tuple(im.shape) for im in val] == [(1, 1, 50, 60)]
+    assert exp._settings({"images": str(folder)})["images"] == str(folder)
+    (folder / "val" / "im0.png").rename(tmp_path / "moved.png")
+    (folder / "val").rmdir()
+    with pytest.raises(ValueError, match=r"setting images: expected a folder with train/ and val/.* has no val/"):
+        exp._settings({"images": str(folder)})
+    with pytest.raises(ValueError, match="snapshot_every must be >= 0"):
+        exp._settings({"snapshot_every": "-5"})
+    small = _photo_folder(tmp_path / "small", train_sizes=((30, 40),))
+    with pytest.raises(ValueError, match=r"smaller than one 33x33 block: \['im0'\]"):
+        exp.folder_images(small)
+
+
+def test_images_and_snapshot_settings_train_resume_and_save_the_curve(tmp_path, monkeypatch):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    folder = _photo_folder(tmp_path / "photos")
+    real = exp.skimage_image
+
+    def no_chelsea(name, *a, **k):  # with images=FOLDER the bundled validation image must not be read
+        assert name != exp.VAL_IMAGE, "validation used chelsea instead of FOLDER/val"
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(exp, "skimage_image", no_chelsea)
+    out = tmp_path / "run"
+    common = ["batch=2", "val_every=2", "qinit_blocks=500", "threads=1", f"images={folder}", "snapshot_every=2"]
+    run_program_experiment("istanet-plus-cs10", out, ["steps=3"] + common, progress=False, echo=False)
+    assert "6 training images" in (out / "run.log").read_text()  # 3 photos at scales 1 and 1/2
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step_000002.safetensors"]
+    summary = run_program_experiment("istanet-plus-cs10", out, ["steps=4"] + common, progress=False, echo=False).metrics
+    assert summary["steps"] == 4 and summary["settings"]["images"] == str(folder)
+    assert "resumed at step 3" in (out / "run.log").read_text()
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step_000002.safetensors", "step_000004.safetensors"]
+    # the snapshot of step 4 holds the weights of the step-4 training checkpoint, and differs from step 2
+    snap4, snap2 = load_file(str(out / "snapshots" / "step_000004.safetensors")), load_file(str(out / "snapshots" / "step_000002.safetensors"))
+    pointer = json.loads((out / "checkpoints" / "checkpoint.json").read_text())
+    ckpt = load_file(str(out / "checkpoints" / pointer["weights"]))
+    assert pointer["step"] == 4
+    for k, v in snap4.items():
+        torch.testing.assert_close(v, ckpt[f"model.{k}"], rtol=0, atol=0)
+    assert snap4.keys() == snap2.keys() and any(not torch.equal(snap4[k], snap2[k]) for k in snap4)
+    with safe_open(str(out / "snapshots" / "step_000004.safetensors"), "pt") as f:
+        meta = json.loads(f.metadata()["proxlab"])
+    assert meta["step"] == 4 and json.loads(meta["settings"])["images"] == str(folder)

@@ -5,7 +5,9 @@ installed packages bundle — scikit-image's photographs (:data:`TRAIN_IMAGES`; 
 out because it is Set11's *cameraman*) and PyWavelets' ``aero`` and ``ascent`` — each at full and
 half resolution, with a random flip/rotation (dihedral group) per block. ``chelsea`` is held out for
 validation (512 fixed blocks; the weights best on it are kept). Set11 and BSD68 are never used
-for training or tuning.
+for training or tuning. ``images=FOLDER`` trains on the grey images of ``FOLDER/train`` instead (also at
+scales 1 and 1/2) and validates on 512 blocks of ``FOLDER/val``: the photo set that
+``python -m proxlab.data.photos`` writes (:func:`~proxlab.data.photos.fetch_photos`).
 
 Φ is read from ``phi=FILE.mat`` (ISTA-Net's ``phi_0_25_1089.mat`` …) or drawn from ``seed``
 (orthonormal Gaussian rows); ``Qinit`` is fitted by least squares on ``qinit_blocks`` (50,000) training blocks.
@@ -26,7 +28,8 @@ every parameter by ~lr in its first steps, which wrecks a warm start), ``channel
 module either way, evaluation runs uncompiled), ``device`` (auto | cpu | cuda | cuda:N; auto takes a GPU where one
 exists). Under ``torchrun`` each process draws its share of every global batch and rank 0 writes the folder.
 A folder with checkpoints resumes where it stopped. Writes ``model.safetensors``, ``results.json``,
-``report.html`` and, with ``set11``, ``set11.png``.
+``report.html`` and, with ``set11``, ``set11.png``. ``snapshot_every=N`` also saves the weights every N steps
+to ``snapshots/step_NNNNNN.safetensors`` (for a learning curve: ``benchmarks/istanet_learning_curve.py``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from ..operators import BlockCompressedSensing, fit_qinit
 from ..unrolled.istanet import BlockUnrolled, ISTANet, conv_macs_per_pixel, istanet_loss, resnet_unrolled
 
 __all__ = ["run", "PRESETS", "TRAIN_IMAGES", "VAL_IMAGE", "PAPER_SET11", "RELEASED_SET11", "training_images",
-           "build", "evaluate_set11", "set11_scores", "load_init", "export_to_zoo"]
+           "build", "evaluate_set11", "set11_scores", "load_init", "export_to_zoo", "folder_images"]
 
 #: scikit-image photographs used for training (``camera`` = Set11's cameraman is excluded).
 TRAIN_IMAGES = ("astronaut", "brick", "clock", "coffee", "coins", "grass", "gravel", "hubble_deep_field",
@@ -63,12 +66,13 @@ MODELS = ("istanet-plus", "istanet", "resnet-pgd")
 DEFAULTS = {"model": "istanet-plus", "ratio": "25", "phi": "", "steps": "3000", "batch": "64", "lr": "1e-3",
             "gamma": "0.01", "precision": "bf16", "threads": "1", "seed": "0", "init": "", "set11": "",
             "val_every": "200", "zero_g": "1", "qinit_blocks": "50000", "stages": "5", "channels": "128", "blocks": "1",
-            "warmup": "0", "channels_last": "0", "compile": "0", "identity": "1", "device": "auto"}
+            "warmup": "0", "channels_last": "0", "compile": "0", "identity": "1", "device": "auto",
+            "images": "", "snapshot_every": "0"}
 PRESETS = {f"{m}-cs{r}": {"model": m, "ratio": str(r)} for m in MODELS for r in (10, 25, 40)}
 INT_SETTINGS = ("ratio", "steps", "batch", "threads", "seed", "val_every", "stages", "channels", "blocks", "zero_g",
-                "qinit_blocks", "warmup", "channels_last", "compile", "identity")
+                "qinit_blocks", "warmup", "channels_last", "compile", "identity", "snapshot_every")
 #: settings that do not change the trained weights (left out of a zoo entry's training command)
-NOT_RECIPE = ("model", "ratio", "threads", "set11", "device")
+NOT_RECIPE = ("model", "ratio", "threads", "set11", "device", "snapshot_every")
 
 
 def _settings(over: dict[str, str]) -> dict:
@@ -86,8 +90,14 @@ def _settings(over: dict[str, str]) -> dict:
         raise ValueError(f"model must be one of {list(MODELS)}, got {s['model']!r}")
     if s["precision"] not in ("bf16", "fp32"):
         raise ValueError(f"precision must be bf16 or fp32, got {s['precision']!r}")
-    if out["warmup"] < 0:
-        raise ValueError(f"warmup must be >= 0 steps, got {out['warmup']}")
+    for k in ("warmup", "snapshot_every"):
+        if out[k] < 0:
+            raise ValueError(f"{k} must be >= 0 steps, got {out[k]}")
+    if s["images"]:
+        lacking = [d for d in ("train", "val") if not (Path(s["images"]) / d).is_dir()]
+        if lacking:
+            raise ValueError(f"setting images: expected a folder with train/ and val/ image folders (python -m "
+                             f"proxlab.data.photos writes one), {s['images']!r} has no {' or '.join(lacking)}/")
     for k in ("channels_last", "compile", "identity", "zero_g"):
         if out[k] not in (0, 1):
             raise ValueError(f"{k} must be 0 or 1, got {out[k]}")
@@ -103,7 +113,7 @@ def _settings(over: dict[str, str]) -> dict:
     except (ValueError, RuntimeError) as err:
         raise ValueError(f"setting device: {err}") from None
     return {**out, "model": s["model"], "precision": s["precision"], "phi": s["phi"], "init": s["init"],
-            "set11": s["set11"], "device": s["device"]}
+            "set11": s["set11"], "device": s["device"], "images": s["images"]}
 
 
 def training_images() -> list[torch.Tensor]:
@@ -116,6 +126,24 @@ def training_images() -> list[torch.Tensor]:
              for n in PYWT_IMAGES]
     halves = [resize(im, (im.shape[-2] // 2, im.shape[-1] // 2)) for im in imgs]
     return imgs + [h for h in halves if min(h.shape[-2:]) >= 33]
+
+
+def folder_images(folder: str | Path) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``(pool, val)`` from an image folder: every image of ``folder/train`` grey at scales 1 and 1/2 (as
+    :func:`training_images`), and the images of ``folder/val`` at scale 1."""
+    from ..data import ImageFolder
+
+    def load(split: str) -> list[torch.Tensor]:
+        ds = ImageFolder(Path(folder) / split, grey=True)
+        imgs = [ds[i][None] for i in range(len(ds))]
+        small = [n for n, im in zip(ds.names, imgs) if min(im.shape[-2:]) < 33]
+        if small:
+            raise ValueError(f"setting images: {Path(folder) / split} has images smaller than one 33x33 block: {small}")
+        return imgs
+
+    imgs, val = load("train"), load("val")
+    halves = [resize(im, (im.shape[-2] // 2, im.shape[-1] // 2)) for im in imgs]
+    return imgs + [h for h in halves if min(h.shape[-2:]) >= 33], val
 
 
 def _operator(cfg: dict, pool: list[torch.Tensor]) -> BlockCompressedSensing:
@@ -232,10 +260,11 @@ def export_to_zoo(run_dir: str | Path, name: str | None = None, zoo_dir: str | P
         f"proxlab run {cfg['model']}-cs25 --set ratio={cfg['ratio']} {sets}"
     info = {
         "description": f"{cfg['model']} for 33x33 block CS at {cfg['ratio']} % (m = {summary['m']}); carries its "
-                       f"Phi and Qinit. Trained {summary['steps']} steps on blocks of scikit-image / PyWavelets images.",
+                       f"Phi and Qinit. Trained {summary['steps']} steps on blocks of "
+                       f"{'the images of ' + cfg['images'] if cfg.get('images') else 'scikit-image / PyWavelets images'}.",
         "model": model,
         "task": {"name": "cs", "options": {"ratio": round(ratio, 4), "noise": 0.0}},
-        "data": {"source": "skimage+pywt 33x33 blocks", "image_size": [33, 33], "test_set": "Set11"},
+        "data": {"source": f"{cfg['images'] if cfg.get('images') else 'skimage+pywt'} 33x33 blocks", "image_size": [33, 33], "test_set": "Set11"},
         "training_command": command.strip(),
         "test_metrics": {"dataset": "Set11 (PSNR 0-255, skimage SSIM data_range 255)",
                          "model": {"mean": {"psnr": m["psnr"], "ssim": m["ssim"]}},
@@ -259,7 +288,7 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg["threads"])
     torch.manual_seed(cfg["seed"])
-    pool = training_images()
+    pool, val_images = folder_images(cfg["images"]) if cfg["images"] else (training_images(), None)
     op = _operator(cfg, pool)
     model = build(cfg, op)
     if cfg["init"]:
@@ -269,7 +298,7 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
     if cfg["channels_last"]:
         model.to(memory_format=torch.channels_last)
     compiled: dict[int, torch.nn.Module] = {}
-    val_x = random_patches(skimage_image(VAL_IMAGE, grey=True), 512, 33, seed=1234)
+    val_x = random_patches(val_images or skimage_image(VAL_IMAGE, grey=True), 512, 33, seed=1234)
 
     def device() -> torch.device:  # the Trainer moves the model (and its operator) to its device
         return model.raw_step_size.device
@@ -293,7 +322,14 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
             rec = net(model.operator(x)).clamp(0, 1)
         return {"psnr": _psnr(rec, x), "loss": float(((rec - x) ** 2).mean())}
 
-    trainer = Trainer(model, loss_fn, torch.zeros(cfg["batch"]), validate=validate, steps=cfg["steps"],
+    def snapshot(net):  # after each optimizer step, before the Trainer counts it: step trainer.step + 1 is done
+        step = trainer.step + 1
+        if step % cfg["snapshot_every"] == 0 and trainer.dist.is_main:
+            save_model(out / "snapshots" / f"step_{step:06d}.safetensors", net,
+                       {"experiment": "istanet", "step": step, "settings": json.dumps(cfg)})
+
+    trainer = Trainer(model, loss_fn, torch.zeros(cfg["batch"]), validate=validate,
+                      post_step=snapshot if cfg["snapshot_every"] else None, steps=cfg["steps"],
                       batch_size=cfg["batch"], lr=cfg["lr"], schedule="cosine", warmup_steps=cfg["warmup"], val_every=cfg["val_every"],
                       checkpoint_every=min(100, cfg["val_every"]), log_every=max(1, min(50, cfg["steps"] // 20)),
                       metric="psnr", out_dir=out / "checkpoints", seed=cfg["seed"], progress=progress,
@@ -356,7 +392,7 @@ def _report(summary: dict, pngs: dict, out: Path) -> str:
     cfg = summary["settings"]
     rows = [("model", cfg["model"]), ("CS ratio", f"{cfg['ratio']} % (m = {summary['m']})"),
             ("parameters", f"{summary['parameters']:,}"), ("steps", summary["steps"]),
-            ("validation PSNR (chelsea blocks)", f"{summary['val_psnr']:.2f} dB" if summary["val_psnr"] else "-")]
+            (f"validation PSNR ({'val/' if cfg.get('images') else 'chelsea'} blocks)", f"{summary['val_psnr']:.2f} dB" if summary["val_psnr"] else "-")]
     if "set11" in summary:
         m = summary["set11"]["mean"]
         rows += [("Set11 PSNR / SSIM", f"{m['psnr']:.2f} dB / {m['ssim']:.4f}"),
