@@ -8,7 +8,7 @@ For each task: the prior weight ``lam`` of TV and of db4-wavelet ℓ1 is picked 
 log grid (the minimiser does not depend on the solver), Tikhonov's ``rho`` likewise, then the
 ADMM/HQS penalty over a grid at that ``lam``. Prints a table and writes
 ``benchmarks/results/tune_classic.json``; copy the chosen values into
-``proxlab.experiments.methods.DEFAULT_WEIGHTS``.
+``proxlab.methods.DEFAULT_WEIGHTS``.
 
     python benchmarks/tune_classic.py [--tasks denoise,deblur] [--iters 100]
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from proxlab.data import random_ellipses, skimage_image
-from proxlab.experiments.methods import reconstruct
+from proxlab.methods import reconstruct
 from proxlab.tasks import TASKS, make_task
 from proxlab.metrics import psnr
 

@@ -39,10 +39,11 @@ def _parse_subset(value: str | None, allowed, what: str) -> list[str]:
 
 
 def run_demo(args) -> int:
-    from ..experiments.methods import CLASSIC_METHODS, reconstruct
-    from ..tasks import TASKS, make_task
-    from ..metrics import psnr, ssim
     from ..experiments.figures import comparison_grid, measurement_image
+    from ..methods import CLASSIC_METHODS
+    from ..metrics import psnr, ssim
+    from ..reconstruction import measure, reconstruct
+    from ..tasks import TASKS, make_task
 
     if args.size < 33:
         raise ValueError(f"size must be >= 33, got {args.size}")
@@ -61,12 +62,12 @@ def run_demo(args) -> int:
 
     from tqdm.auto import tqdm
 
-    from ..zoo import list_zoo, zoo_info
     from ..registry import model_entry
-    from .reconstruct import measure_with_own_operator
+    from ..zoo import list_zoo, zoo_info
 
     zoo = [] if args.no_zoo else list_zoo()
-    # One job list: (row label, task, images, methods, model measuring with its own operator or None); zoo models get their own rows on MNIST test digits.
+    # One job list: (row label, task, images, methods, what measures: a zoo model carrying its own operator or
+    # None for the task's); zoo models get their own rows on MNIST test digits.
     jobs = []
     for task_name in tasks:
         names, x = demo_images(task_name, args.size)
@@ -91,21 +92,13 @@ def run_demo(args) -> int:
     rows, panels = [], {}
     t_start = time.perf_counter()
     for label, task, names, x, job_methods, own in jobs:  # own: a zoo model that carries its operator
-        loaded = {}
-        if own:
-            loaded[own], A, y = measure_with_own_operator(own, task, x)
-        else:
-            A, y = task.measure(x)
+        A, y = measure(f"zoo:{own}", x, task) if own else task.measure(x)  # the classic methods get the same y
         panels[label] = {"truth": x[:1], "measurement": measurement_image(A, y[:1], tuple(x[:1].shape))}
         for method in job_methods:
             bar.set_postfix_str(f"{label}/{method}")
             t0 = time.perf_counter()
-            if method.startswith("zoo:"):
-                from .reconstruct import zoo_reconstruct
-
-                rec = zoo_reconstruct(method[4:], A, y, model=loaded.get(method[4:])).clamp(0, 1)
-            else:
-                rec = reconstruct(method, A, y, task, max_iter=args.iters).clamp(0, 1)
+            options = {} if method.startswith("zoo:") else {"max_iter": args.iters}
+            rec = reconstruct(method, y, A, task=task, **options).clamp(0, 1)
             elapsed = time.perf_counter() - t0
             p, s = psnr(rec, x), ssim(rec, x)
             rows.append({

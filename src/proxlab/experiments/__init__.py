@@ -13,7 +13,7 @@ from .config import (
     load_config,
     loads_config,
 )
-from .methods import CLASSIC_METHODS, DEFAULT_WEIGHTS, get_method, reconstruct
+from ..methods import CLASSIC_METHODS, DEFAULT_WEIGHTS, get_method, reconstruct
 from ..tasks import TASKS, Task, make_task, task_options
 
 __all__ = [

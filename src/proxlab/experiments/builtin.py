@@ -112,7 +112,7 @@ def _stack(pairs) -> tuple[torch.Tensor, torch.Tensor]:
 def _evaluate_task(ctx: RunContext, task, seed: int) -> tuple[dict, dict]:
     from ..data import MeasurementPairs
     from .figures import measurement_image
-    from .methods import reconstruct
+    from ..methods import reconstruct
 
     cfg = ctx.cfg
     test = ctx.splits.test

@@ -51,7 +51,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from ..data.sources import MNIST5K_SPLITS, SKIMAGE_IMAGES
-from .methods import CLASSIC_METHODS
+from ..methods import CLASSIC_METHODS
 from ..tasks import TASKS, Task, make_task, task_options
 from ..training.schedules import SCHEDULES
 from . import _toml as v

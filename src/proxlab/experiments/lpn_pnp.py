@@ -12,7 +12,7 @@ x-update with ``solve_normal`` (exact for blur and block CS, warm-started CG for
 the relative change :math:`\|x_{k+1} - x_k\| / \|x_k\|` per iteration over 100 iterations.
 ``--set images=N`` changes the number of test images (default 32 MNIST digits, 8 phantoms);
 ``--set settings=deblur`` (or ``cs,ct``) runs only the settings whose label starts so. The PnP-ADMM
-penalty is relative to ‖A‖² (see :func:`proxlab.experiments.methods.pnp`).
+penalty is relative to ‖A‖² (see :func:`proxlab.methods.pnp`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 
 from ..data import MeasurementPairs, mnist5k, random_ellipses
 from ..metrics import psnr, ssim
-from .methods import reconstruct
+from ..methods import reconstruct
 from ..tasks import make_task
 
 __all__ = ["run", "SETTINGS"]
@@ -83,7 +83,7 @@ def _choose(method, task, x_val, prior, iters, seed):
 
 
 def convergence(A, y, task, prior, rho, iters=100) -> dict[str, list[float]]:
-    from .methods import pnp
+    from ..methods import pnp
 
     out = {}
     for solver in ("admm", "pgd"):

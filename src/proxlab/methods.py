@@ -1,4 +1,4 @@
-r"""Classic reconstruction methods by name, with per-task default weights.
+r"""Classic reconstruction methods by name, with per-task default weights (layer 3).
 
 Each method maps ``(A, y, task) -> x``. Names: ``init`` (the operator's own first estimate:
 :math:`A^\top y`, zero-filled IFFT, Qinit, FBP), ``tikhonov`` (:math:`\min \tfrac12\|Ax-y\|^2 +
@@ -6,6 +6,8 @@ Each method maps ``(A, y, task) -> x``. Names: ``init`` (the operator's own firs
 The weights in :data:`DEFAULT_WEIGHTS` were chosen by ``python benchmarks/tune_classic.py`` on
 scikit-image images that the demo does not test on (``coffee``, ``chelsea``, ``coins`` grey
 crops; the CT row on random ellipse phantoms).
+
+:func:`proxlab.reconstruct` is the one call for a classic method, a zoo model or a learned module.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .._checks import check_choice
-from ..operators import LinearOperator
-from ..priors.classic import TV, WaveletL1
-from ..solvers import admm, cg, fista, hqs
-from ..tasks import Task
+from ._checks import check_choice
+from .operators import LinearOperator
+from .priors.classic import TV, WaveletL1
+from .solvers import admm, cg, fista, hqs
+from .tasks import Task
 
-__all__ = ["CLASSIC_METHODS", "DEFAULT_WEIGHTS", "PNP_DEFAULTS", "Method", "get_method", "reconstruct", "pnp"]
+__all__ = ["CLASSIC_METHODS", "DEFAULT_WEIGHTS", "PNP_DEFAULTS", "Method", "get_method", "reconstruct", "pnp",
+           "task_of_operator"]
 
 # lam: prior weight; rho: ADMM/HQS penalty (relative to lam where noted in tune_classic.py); tik: Tikhonov rho.
 DEFAULT_WEIGHTS: dict[str, dict[str, float]] = {
@@ -67,6 +70,19 @@ def get_method(name: str) -> Method:
     return CLASSIC_METHODS[name]
 
 
+def task_of_operator(A: LinearOperator) -> str:
+    """The task whose default weights fit operator ``A``, by its type (``GaussianBlur`` -> ``"deblur"`` ...)."""
+    from .operators import MRI, BlockCompressedSensing, Denoising, GaussianBlur, Inpainting, ParallelBeamCT
+
+    kinds = {Denoising: "denoise", Inpainting: "inpaint", GaussianBlur: "deblur", BlockCompressedSensing: "cs",
+             MRI: "mri", ParallelBeamCT: "ct"}
+    for kind, task in kinds.items():
+        if isinstance(A, kind):
+            return task
+    raise ValueError(f"no task has default weights for a {type(A).__name__}; pass task= (one of "
+                     f"{', '.join(DEFAULT_WEIGHTS)})")
+
+
 def _levels(shape: tuple[int, ...]) -> int:
     """Largest level count <= 3 that divides both image sides."""
     H, W = shape[-2:]
@@ -89,7 +105,7 @@ def reconstruct(
     method: str,
     A: LinearOperator,
     y: torch.Tensor,
-    task: Task,
+    task: Task | str,
     lam: float | None = None,
     rho: float | None = None,
     max_iter: int = 100,
@@ -99,9 +115,12 @@ def reconstruct(
 ) -> torch.Tensor:
     """Run a method by name; ``lam``/``rho`` override the task's defaults. The ``pnp-*`` methods need
     ``prior``, a learned prox module (e.g. a zoo LPN or denoiser); ``rho`` is then the ADMM penalty
-    (default 0.1) and PnP-PGD steps by ``1/‖A‖²``."""
+    (default 0.1) and PnP-PGD steps by ``1/‖A‖²``. ``task`` (a :class:`~proxlab.tasks.Task` or its name)
+    gives the default weights."""
     m = get_method(method)
-    w = DEFAULT_WEIGHTS[task.name]
+    name = task if isinstance(task, str) else task.name
+    check_choice("task", name, list(DEFAULT_WEIGHTS))
+    w = DEFAULT_WEIGHTS[name]
     if m.prior == "learned":
         if prior is None:
             raise ValueError(f"method {method!r} needs a learned prior (e.g. --prior zoo:NAME)")
@@ -135,6 +154,6 @@ def pnp(solver: str, A: LinearOperator, y: torch.Tensor, prior: torch.nn.Module,
     if solver == "admm":
         scale = A.norm(tuple(x0.shape[1:]))
         return admm(A, y, prior, rho=rho * scale, x0=x0, max_iter=max_iter, tol=tol, callback=callback)
-    from ..solvers import pgd
+    from .solvers import pgd
 
     return pgd(A, y, prior, x0=x0, max_iter=max_iter, tol=tol, callback=callback)
