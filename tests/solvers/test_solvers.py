@@ -10,8 +10,8 @@ from proxlab.solvers import admm, cg, fista, hqs, pgd, solve
 
 @pytest.fixture(scope="module")
 def lasso():
-    """A LASSO problem and its minimiser from a long high-precision run of a *different* algorithm
-    (ADMM, 20,000 iterations in float64), checked by the KKT conditions."""
+    """A LASSO problem and its minimiser from a run of a *different* algorithm (ADMM, 1,000 iterations in float64),
+    certified by the KKT conditions below (measured: met to 1e-14 from 300 iterations on; 20,000 change nothing)."""
     g = torch.Generator().manual_seed(0)
     A = CompressedSensing(40, 100, seed=1).double()
     x_true = torch.zeros(1, 100, dtype=torch.float64)
@@ -19,7 +19,7 @@ def lasso():
     y = A(x_true) + 0.01 * torch.randn(1, 40, generator=g, dtype=torch.float64)
     lam = 0.05
     prior = L1(lam)
-    ref = admm(A, y, prior, rho=1.0, max_iter=20000, tol=0, history=False).x
+    ref = admm(A, y, prior, rho=1.0, max_iter=1000, tol=0, history=False).x
     # KKT: A^T(y - Ax) = lam * sign(x) on the support, |.| <= lam off it
     grad = A.adjoint(y - A(ref))
     support = ref.abs() > 1e-9
@@ -64,9 +64,10 @@ def test_hqs_and_admm_agree_on_tv_denoising():
     direct = prior(y, 1.0)
     res_admm = admm(Denoising(), y, prior, rho=1.0, max_iter=400, tol=1e-10)
     torch.testing.assert_close(res_admm.x, direct, atol=1e-4, rtol=0)
-    # HQS with fixed mu solves a relaxed problem; it still must improve on the noisy input
-    res_hqs = hqs(Denoising(), y, prior, mu=5.0, max_iter=100)
-    assert (res_hqs.x - x).norm() < (y - x).norm()
+    # HQS with fixed mu solves a relaxed problem; it still must clearly improve on the noisy input (10 iterations,
+    # the TV prox at its default precision: error 0.6 against 1.6 for y, measured)
+    res_hqs = hqs(Denoising(), y, TV(0.1), mu=5.0, max_iter=10)
+    assert (res_hqs.x - x).norm() < 0.5 * (y - x).norm()
 
 
 def test_deblurring_with_tv_improves_psnr():
