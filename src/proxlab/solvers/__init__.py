@@ -4,15 +4,21 @@ from ..operators.base import conjugate_gradient
 from .algorithms import admm, cg, fista, hqs, ista, least_squares_objective, pgd
 from .loop import SolveResult, solve
 from .steps import (
+    STEP_TABLE,
     ADMMState,
     FISTAState,
     HQSState,
+    Scalar,
+    StepEntry,
     admm_step,
+    beck_teboulle_momentum,
     fista_momentum,
     fista_step,
+    get_step,
     gradient_step,
     hqs_step,
     pgd_step,
+    register_step,
 )
 
 __all__ = [
@@ -35,4 +41,10 @@ __all__ = [
     "FISTAState",
     "ADMMState",
     "HQSState",
+    "beck_teboulle_momentum",
+    "STEP_TABLE",
+    "Scalar",
+    "StepEntry",
+    "register_step",
+    "get_step",
 ]

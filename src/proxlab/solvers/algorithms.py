@@ -4,6 +4,9 @@ Plug-and-play: pass any denoiser module as ``prior``; it is called as ``prior(v,
 ignore ``tau``. Classic priors (:mod:`proxlab.priors.classic`) carry their weight inside :math:`g`
 and also have the ``regularizer`` capability (:mod:`proxlab.priors.base`), which the history uses to
 record the objective. Each solver checks that its prior is a prox before the first iteration.
+
+``step_size``, ``rho`` and ``mu`` are absolute here (the tuned per-task weights are); plug-and-play and the
+unrolled networks give them relative to :math:`\|A\|_2^2` (see :mod:`proxlab.solvers.steps`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 from ..operators.base import LinearOperator, conjugate_gradient
 from ..priors.base import capabilities, require
 from .loop import SolveResult, solve
-from .steps import ADMMState, FISTAState, HQSState, admm_step, fista_step, hqs_step, pgd_step
+from .steps import admm_step, fista_step, get_step, hqs_step, pgd_step
 
 __all__ = ["pgd", "ista", "fista", "admm", "hqs", "cg", "least_squares_objective"]
 
@@ -56,6 +59,13 @@ def _x0(A, y, x0):
     return x0.clone()
 
 
+def _start(name: str, x: torch.Tensor, A: LinearOperator, y: torch.Tensor, prior):
+    """``solve``'s first ``state`` and its ``get_x`` (the read-out) for step ``name``, from the table of steps that
+    the unrolled networks share."""
+    entry = get_step(name)
+    return {"state": entry.init(x, A, y, prior), "get_x": entry.readout}
+
+
 def _default_step(A: LinearOperator, x: torch.Tensor) -> float:
     return 1.0 / A.norm(tuple(x.shape[1:]))
 
@@ -73,7 +83,8 @@ def pgd(A: LinearOperator, y: torch.Tensor, prior, step_size: float | None = Non
     ATy = A.adjoint(y)
     step = lambda s: pgd_step(s, A, y, prior, gamma, ATy)  # noqa: E731
     monitor = least_squares_objective(A, y, prior) if history else None
-    return solve(step, x, get_x=lambda s: s, max_iter=max_iter, tol=tol, monitor=monitor, callback=callback, progress=progress)
+    return solve(step, **_start("pgd", x, A, y, prior), max_iter=max_iter, tol=tol, monitor=monitor, callback=callback,
+                 progress=progress)
 
 
 ista = pgd
@@ -88,7 +99,7 @@ def fista(A: LinearOperator, y: torch.Tensor, prior, step_size: float | None = N
     ATy = A.adjoint(y)
     step = partial(fista_step, A=A, y=y, prox=prior, step_size=gamma, ATy=ATy)
     monitor = least_squares_objective(A, y, prior) if history else None
-    return solve(step, FISTAState(x=x, z=x.clone()), max_iter=max_iter, tol=tol, monitor=monitor, callback=callback,
+    return solve(step, **_start("fista", x, A, y, prior), max_iter=max_iter, tol=tol, monitor=monitor, callback=callback,
                  progress=progress)
 
 
@@ -106,8 +117,8 @@ def admm(A: LinearOperator, y: torch.Tensor, prior, rho: float = 1.0, x0: torch.
     ATy = A.adjoint(y)
     step = partial(admm_step, A=A, y=y, prox=prior, rho=float(rho), ATy=ATy, tol=inner_tol, max_iter=inner_max_iter)
     monitor = least_squares_objective(A, y, prior) if history else None
-    return solve(step, ADMMState(x=x, z=x.clone(), u=torch.zeros_like(x)), get_x=lambda s: s.z, max_iter=max_iter,
-                 tol=tol, monitor=monitor, callback=callback, progress=progress)
+    return solve(step, **_start("admm", x, A, y, prior), max_iter=max_iter, tol=tol, monitor=monitor, callback=callback,
+                 progress=progress)
 
 
 def hqs(A: LinearOperator, y: torch.Tensor, prior, mu: float = 1.0, x0: torch.Tensor | None = None,
@@ -122,8 +133,8 @@ def hqs(A: LinearOperator, y: torch.Tensor, prior, mu: float = 1.0, x0: torch.Te
     ATy = A.adjoint(y)
     step = partial(hqs_step, A=A, y=y, prox=prior, mu=float(mu), ATy=ATy, tol=inner_tol, max_iter=inner_max_iter)
     monitor = least_squares_objective(A, y, prior) if history else None
-    return solve(step, HQSState(x=x, z=x.clone()), get_x=lambda s: s.z, max_iter=max_iter, tol=tol, monitor=monitor,
-                 callback=callback, progress=progress)
+    return solve(step, **_start("hqs", x, A, y, prior), max_iter=max_iter, tol=tol, monitor=monitor, callback=callback,
+                 progress=progress)
 
 
 def cg(A: LinearOperator, y: torch.Tensor, rho: float = 0.0, max_iter: int = 100, tol: float = 1e-6) -> torch.Tensor:
