@@ -14,10 +14,7 @@ from proxlab.operators import (
     adjoint_test,
 )
 
-try:  # the tasks module moved below experiments
-    from proxlab.tasks import TASKS, make_task, task_options
-except ImportError:
-    from proxlab.experiments.tasks import TASKS, make_task, task_options
+from proxlab.tasks import TASKS, make_task, task_options
 
 OPERATOR_TYPE = {"denoise": Denoising, "inpaint": Inpainting, "deblur": GaussianBlur, "cs": BlockCompressedSensing,
                  "mri": MRI, "ct": ParallelBeamCT}

@@ -9,14 +9,8 @@ from proxlab.data import shepp_logan
 from proxlab.metrics import psnr
 from proxlab.priors.classic import total_variation
 
-try:  # methods move below experiments
-    from proxlab import methods as M
-except ImportError:
-    from proxlab.experiments import methods as M
-try:
-    from proxlab.tasks import TASKS, make_task
-except ImportError:
-    from proxlab.experiments.tasks import TASKS, make_task
+from proxlab import methods as M
+from proxlab.tasks import TASKS, make_task
 
 CLASSIC = [n for n, m in M.CLASSIC_METHODS.items() if m.prior != "learned"]
 LEARNED = [n for n, m in M.CLASSIC_METHODS.items() if m.prior == "learned"]
