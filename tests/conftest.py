@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
-# Two cores: parallel intra-op threads distort timings and make runs noisy. One thread is the rule.
-torch.set_num_threads(1)
+# Two cores: parallel intra-op threads distort timings and make runs noisy. One thread is the rule;
+# PROXLAB_TEST_THREADS=2 runs the suite on two (results must not depend on it).
+torch.set_num_threads(int(os.environ.get("PROXLAB_TEST_THREADS", "1")))
 
 SHARED_DATA = Path(os.environ.get("PROXLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
