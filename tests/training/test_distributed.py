@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from proxlab.training import load_model_weights
@@ -26,6 +27,7 @@ def _load(path):
     return m
 
 
+@pytest.mark.slow  # torchrun: two processes start torch and gloo (the default run keeps the one-process DDP checks)
 def test_two_processes_match_one(tmp_path):
     single, multi = tmp_path / "single.safetensors", tmp_path / "multi.safetensors"
     subprocess.run([sys.executable, str(WORKER), str(single)], check=True, capture_output=True, timeout=120)
@@ -40,6 +42,7 @@ def test_two_processes_match_one(tmp_path):
         torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow  # torchrun
 def test_experiment_under_torchrun(tmp_path):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(
