@@ -1,35 +1,40 @@
-"""Public names that must not disappear, and a light ``import proxlab``."""
+"""The public API against its checked-in snapshot (``tests/api_snapshot.json``), and a light ``import proxlab``."""
 
+import importlib.util
+import json
 import subprocess
 import sys
-
-import pytest
+from pathlib import Path
 
 import proxlab
 
-PUBLIC = {
-    "proxlab.operators": ["LinearOperator", "adjoint_test", "Denoising", "Inpainting", "GaussianBlur", "Convolution",
-                          "CompressedSensing", "BlockCompressedSensing", "MRI", "ParallelBeamCT", "GaussianNoise",
-                          "Measurement", "conjugate_gradient"],
-    "proxlab.priors.classic": ["L1", "soft_threshold", "Box", "project_box", "TV", "prox_tv", "total_variation",
-                               "WaveletTransform", "WaveletL1", "prox_wavelet_l1"],
-    "proxlab.solvers": ["solve", "SolveResult", "pgd", "ista", "fista", "admm", "hqs", "cg", "pgd_step", "fista_step",
-                        "admm_step", "hqs_step"],
-    "proxlab.metrics": ["psnr", "ssim", "mse", "nmse"],
-    "proxlab.data": ["mnist5k", "skimage_image", "lfw_faces", "shepp_logan", "random_ellipses", "read_idx",
-                     "load_idx_images", "load_image", "ImageFolder", "load_set11", "extract_patches", "extract_blocks",
-                     "MeasurementPairs"],
-    "proxlab.experiments": ["make_task", "TASKS", "CLASSIC_METHODS", "reconstruct"],
-}
+_GEN = Path(__file__).with_name("gen_api_snapshot.py")
+_spec = importlib.util.spec_from_file_location("gen_api_snapshot", _GEN)
+gen = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gen)
 
 
-@pytest.mark.parametrize("module", list(PUBLIC))
-def test_public_names_exist(module):
-    import importlib
+def test_public_api_matches_the_snapshot():
+    live = gen.surface()
+    saved = json.loads(gen.SNAPSHOT.read_text())
+    diff = gen.differences(saved, live)
+    assert not diff, ("the public API differs from tests/api_snapshot.json (- removed, + added, ~ changed). If the "
+                      f"change is intended, regenerate it with `{gen.COMMAND}`:\n" + "\n".join(diff))
 
-    mod = importlib.import_module(module)
-    missing = [n for n in PUBLIC[module] if getattr(mod, n, None) is None]
-    assert not missing, f"{module} lost {missing}"
+
+def test_every_name_in_all_exists():
+    missing = [f"{m}.{n}" for m, names in gen.surface()["modules"].items() for n, d in names.items()
+               if isinstance(d, str) and d.startswith("MISSING")]
+    assert not missing, f"names listed in __all__ but not defined: {missing}"
+
+
+def test_snapshot_differences_are_reported():
+    # the comparison itself can fail: a removed name, an added one and a changed signature are all reported
+    old = {"modules": {"proxlab.x": {"f": "function(a)", "g": "function(b)"}}, "without_all": []}
+    new = {"modules": {"proxlab.x": {"f": "function(a, c=1)", "h": "function()"}}, "without_all": ["proxlab.y"]}
+    assert gen.differences(old, new) == ['~ proxlab.x.f: "function(a)" -> "function(a, c=1)"', "- proxlab.x.g",
+                                         '+ proxlab.x.h: "function()"', "? proxlab.y now declares no __all__"]
+    assert gen.differences(new, new) == []
 
 
 def test_import_does_not_load_heavy_libraries():
