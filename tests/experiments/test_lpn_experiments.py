@@ -9,14 +9,34 @@ from proxlab.experiments.lpn_analysis import PERTURBATIONS, analysis_section, pe
 from proxlab.experiments.runner import run_experiment
 
 
+def _soft_threshold_error(model):
+    """RMS distance of a 1-D prox from soft-thresholding at 1 (the MAP denoiser for Laplace(0, 1), σ = 1) on [−4, 4]."""
+    y = torch.linspace(-4, 4, 801)[:, None]
+    with torch.no_grad():
+        return float((model(y) - torch.sign(y) * (y.abs() - 1).clamp_min(0)).pow(2).mean().sqrt())
+
+
+@pytest.mark.slow  # three trainings, then R(x) by L-BFGS inversion on 601 points for each model, twice
 def test_laplacian_program_runs_and_reports(tmp_path):
+    from proxlab.priors.lpn import LPNFullyConnected
+
     res = run_experiment("lpn-laplacian", out=tmp_path, overrides=["steps_scale=0.0005"], progress=False, echo=False)
     summary = json.loads((tmp_path / "results.json").read_text())
     assert set(summary["results"]) == {"ℓ2", "ℓ1", "proximal matching"}
-    for r in summary["results"].values():  # 32 steps: R is defined (f invertible) on part of [-3, 3] at least
-        assert 0 < r["R_defined_fraction"] <= 1 and r["R_rms_error"] >= 0 and r["inversion_residual_max"] < 1e-3
+    # every model starts from the program's seed-1 LPN; 10 steps (ℓ2, ℓ1) and 12 more (proximal matching, from ℓ1)
+    # move the prox towards soft-thresholding. Measured once: start 1.503, ℓ2 1.446, ℓ1 1.446, proximal matching 1.427.
+    torch.manual_seed(1)
+    start = _soft_threshold_error(LPNFullyConnected(dim=1, hidden=50, layers=4, beta=10.0, alpha=0.0))
+    for name, r in summary["results"].items():
+        assert r["prox_rms_error"] < start - 0.03, name
+        # R is evaluated where the learned prox is invertible, to the inversion tolerance
+        assert 0 < r["R_defined_fraction"] <= 1 and r["inversion_residual_max"] < 1e-3, name
+    assert summary["results"]["proximal matching"]["prox_rms_error"] < summary["results"]["ℓ1"]["prox_rms_error"]
     assert (tmp_path / "lpn_pm.safetensors").is_file() and (tmp_path / "figure_laplacian.png").is_file()
-    assert res.metrics["closest_to_truth"] in summary["results"]
+    assert res.metrics["closest_to_truth"] == min(summary["results"], key=lambda k: summary["results"][k]["R_rms_error"])
+
+
+def test_laplacian_program_refuses_unknown_settings(tmp_path):
     with pytest.raises(ValueError, match="unknown setting"):
         run_experiment("lpn-laplacian", out=tmp_path / "x", overrides=["stepsscale=1"], progress=False, echo=False)
 
@@ -51,6 +71,7 @@ def test_analysis_with_a_known_prior():
     assert set(summary["medians"]) == set(PERTURBATIONS) and "<img" in html
 
 
+@pytest.mark.slow  # weight scans on validation digits, then 100 PnP iterations of an LPN per solver
 def test_pnp_program_on_one_setting(tmp_path, monkeypatch):
     import proxlab.experiments.lpn_pnp as lpn_pnp
     import proxlab.zoo as zoo
@@ -72,7 +93,12 @@ def test_pnp_program_on_one_setting(tmp_path, monkeypatch):
                              echo=False).metrics
     row = summary["results"]["deblur σ_b=1 σ=0.02"]
     assert set(row) == {"init", "fista-tv", "pnp-admm", "pnp-pgd"}
+    # grid values are stored as given: exact membership is the claim
     assert row["pnp-admm"]["weight"] in lpn_pnp.RHO_GRID and row["fista-tv"]["weight"] in lpn_pnp.LAM_GRID["fista-tv"]
+    # the classic baseline works (measured: FISTA-TV 26.5 dB against 16.0 for Aᵀy on 3 digits)
+    assert row["fista-tv"]["psnr"] > row["init"]["psnr"] + 5
+    # PnP with this (untrained) LPN prox settles: relative change after 100 iterations, measured 3.0e-4 (ADMM)
+    # and 1.2e-8 (PGD), from about 1 at the first iteration
     curves = summary["convergence_last_rel_change"]["deblur σ_b=1 σ=0.02"]
-    assert set(curves) == {"pnp-admm", "pnp-pgd"} and all(v >= 0 for v in curves.values())
+    assert set(curves) == {"pnp-admm", "pnp-pgd"} and all(v < 1e-3 for v in curves.values()), curves
     assert (tmp_path / "out" / "figure_convergence.png").is_file() and (tmp_path / "out" / "report.html").is_file()
