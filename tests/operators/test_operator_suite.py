@@ -63,9 +63,12 @@ def test_gradcheck_forward_and_adjoint(name):
     make, shape = CASES[name]
     op = make()
     x = torch.rand((1,) + shape, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda v: op(v), (x,))
+    # large inputs (block CS on 40x35 pixels): the fast mode checks random Jacobian-vector products instead of the
+    # whole Jacobian column by column (one random direction instead of one per input entry)
+    fast = x.numel() > 500
+    assert torch.autograd.gradcheck(lambda v: op(v), (x,), fast_mode=fast)
     y = op(x.detach()).clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda v: op.adjoint(v), (y,))
+    assert torch.autograd.gradcheck(lambda v: op.adjoint(v), (y,), fast_mode=fast)
 
 
 @pytest.mark.parametrize("name", list(CASES))
