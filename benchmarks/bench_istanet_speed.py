@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from proxlab import metrics
+from proxlab.losses import istanet_loss
 from proxlab.data import skimage_image
 from proxlab.registry import build_model
 from proxlab.unrolled.istanet import conv_macs_per_pixel
@@ -141,8 +142,8 @@ def main() -> None:
 
         def step(fwd=fwd, xx=xx, bf16="bf16" in mode):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                # = istanet_loss(net, yb, xx); written out so a compiled forward can be used
-                loss = torch.nn.functional.mse_loss(fwd(yb), xx) + 0.01 * net.symmetry_loss()
+                out = fwd(yb, return_aux=True)  # the symmetry terms come back with the output
+                loss = istanet_loss(out.x, xx, out.aux, gamma=0.01)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -237,20 +237,24 @@ def test_adapters_reject_bad_noise_levels():
 # ---------------------------------------------------------------- ISTA-Net's loss
 
 def test_istanet_loss_is_mse_plus_the_weighted_symmetry_term():
+    from proxlab.losses import istanet_loss
     from proxlab.operators import BlockCompressedSensing
-    from proxlab.unrolled import ISTANet, istanet_loss, resnet_unrolled
+    from proxlab.unrolled import ISTANet, resnet_unrolled
 
     op = BlockCompressedSensing(0.25, seed=0, block=5)
     torch.manual_seed(0)
-    net = ISTANet(op, phases=2, channels=3).train()
+    net = ISTANet(op, stages=2, channels=3).train()
     x = torch.rand(2, 1, 5, 5)
     y = op(x)
     with torch.no_grad():
-        base = istanet_loss(net, y, x, gamma=0.0)
+        out = net(y, return_aux=True)
+        base = istanet_loss(out.x, x, out.aux, gamma=0.0)
         torch.testing.assert_close(base, mse(net(y), x))
-        sym = net.symmetry_loss()
+        sym = sum(t.pow(2).mean() for t in out.aux["symmetry"])
         assert float(sym) > 1e-6  # a random transform is far from its own inverse
-        torch.testing.assert_close(istanet_loss(net, y, x, gamma=0.5), base + 0.5 * sym)
+        torch.testing.assert_close(istanet_loss(out.x, x, out.aux, gamma=0.5), base + 0.5 * sym)
         # a network without a symmetry term: plain MSE whatever γ is
         other = resnet_unrolled(op, stages=2, channels=3)
-        torch.testing.assert_close(istanet_loss(other, y, x, gamma=0.5), mse(other(y), x))
+        res = other(y, return_aux=True)
+        assert res.aux == {}
+        torch.testing.assert_close(istanet_loss(res.x, x, res.aux, gamma=0.5), mse(other(y), x))

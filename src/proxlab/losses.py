@@ -4,6 +4,8 @@ r"""Training losses, and adapters that turn them into the Trainer's ``loss_fn(mo
 - :func:`supervised`: batches of pairs ``(y, x)``: ``criterion(model(y), x)``.
 - :func:`simulated`: batches of clean ``x``: draws :math:`y = A x + \sigma n` with the Trainer's
   generator ``ctx.generator`` (fresh noise every step, reproducible on resume), then ``criterion(model(y), x)``.
+- :func:`istanet_loss`: MSE plus ISTA-Net's symmetry term, from the extra terms a network returns with
+  its output (``net(y, return_aux=True)``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "supervised",
     "simulated",
     "denoising_schedule_loss",
+    "istanet_loss",
 ]
 
 
@@ -141,3 +144,22 @@ def simulated(operator: nn.Module, sigma: float, criterion: Callable[[torch.Tens
         return criterion(model(y), x)
 
     return loss_fn
+
+
+def istanet_loss(pred: torch.Tensor, target: torch.Tensor, aux=None, gamma: float = 0.01) -> torch.Tensor:
+    r"""ISTA-Net's loss (Zhang & Ghanem, 2018): :math:`\operatorname{mean}(\hat x - x)^2 + \gamma \sum_k
+    \operatorname{mean}(\text{sym}_k^2)`, the sum over the stages' symmetry residuals ``aux["symmetry"]``
+    (what ``ISTANet(y, return_aux=True)`` returns beside :math:`\hat x`)::
+
+        out = net(y, return_aux=True)
+        loss = istanet_loss(out.x, x, out.aux)
+
+    Without a ``"symmetry"`` term (``aux=None``, or a network such as ResNet-PGD that has none) it is
+    the MSE alone.
+    """
+    gamma = check_positive("gamma", gamma, strict=False)
+    loss = nn.functional.mse_loss(pred, target)
+    terms = () if aux is None else aux.get("symmetry", ())
+    if gamma and terms:
+        loss = loss + gamma * torch.stack([t.pow(2).mean() for t in terms]).sum()
+    return loss

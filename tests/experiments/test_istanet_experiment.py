@@ -58,15 +58,15 @@ def test_init_from_other_ratio_keeps_own_phi(tmp_path):
     from proxlab.training import save_model
     from proxlab.unrolled import ISTANet
 
-    a = ISTANet(BlockCompressedSensing(0.25, seed=1), phases=2, channels=4)
+    a = ISTANet(BlockCompressedSensing(0.25, seed=1), stages=2, channels=4)
     save_model(tmp_path / "a.safetensors", a)
-    b = ISTANet(BlockCompressedSensing(0.1, seed=2), phases=2, channels=4)
+    b = ISTANet(BlockCompressedSensing(0.1, seed=2), stages=2, channels=4)
     phi = b.operator.phi.clone()
     exp.load_init(b, str(tmp_path / "a.safetensors"))
     assert torch.equal(b.operator.phi, phi)
     torch.testing.assert_close(b.proxes[1].conv1_forward.weight, a.proxes[1].conv1_forward.weight)
     with pytest.raises(ValueError, match="do not fit"):
-        exp.load_init(ISTANet(BlockCompressedSensing(0.1), phases=2, channels=8), str(tmp_path / "a.safetensors"))
+        exp.load_init(ISTANet(BlockCompressedSensing(0.1), stages=2, channels=8), str(tmp_path / "a.safetensors"))
 
 
 def test_speed_and_warmup_settings_are_checked():

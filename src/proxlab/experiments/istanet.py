@@ -13,7 +13,7 @@ scales 1 and 1/2) and validates on 512 blocks of ``FOLDER/val``: the photo set t
 (orthonormal Gaussian rows); ``Qinit`` is fitted by least squares on ``qinit_blocks`` (50,000) training blocks.
 Loss: MSE + ``gamma`` × the symmetry term (ISTA-Net/ISTA-Net+). Adam with a cosine schedule; lr 1e-3
 (the authors: 1e-4 for 278k steps; we have a few thousand). ``zero_g=1`` (default) starts ISTA-Net+'s last
-convolution at zero and ``identity=1`` (default) starts plain ISTA-Net's phases as soft-thresholding through
+convolution at zero and ``identity=1`` (default) starts plain ISTA-Net's stages as soft-thresholding through
 a split-identity transform (see :class:`~proxlab.unrolled.ISTANet`); 0 gives the authors' Xavier start for either.
 ``init=zoo:NAME`` or ``init=FILE.safetensors`` starts from another ratio's weights (all but Φ/Qinit).
 
@@ -46,7 +46,8 @@ from ..data import augment_dihedral, random_patches, skimage_image
 from ..data._common import resize
 from ..metrics import psnr
 from ..operators import BlockCompressedSensing, fit_qinit
-from ..unrolled.istanet import BlockUnrolled, ISTANet, conv_macs_per_pixel, istanet_loss, resnet_unrolled
+from ..losses import istanet_loss
+from ..unrolled.istanet import BlockUnrolled, ISTANet, conv_macs_per_pixel, resnet_unrolled
 
 __all__ = ["run", "PRESETS", "TRAIN_IMAGES", "VAL_IMAGE", "PAPER_SET11", "RELEASED_SET11", "training_images",
            "build", "evaluate_set11", "set11_scores", "load_init", "export_to_zoo", "folder_images"]
@@ -165,7 +166,7 @@ def build(cfg: dict, op: BlockCompressedSensing) -> BlockUnrolled:
     if cfg["model"] == "resnet-pgd":
         return resnet_unrolled(op, stages=cfg["stages"], channels=cfg["channels"], blocks=cfg["blocks"])
     plus = cfg["model"] == "istanet-plus"
-    return ISTANet(op, phases=9, plus=plus, zero_residual=bool(cfg["zero_g"] if plus else cfg["identity"]))
+    return ISTANet(op, stages=9, plus=plus, zero_residual=bool(cfg["zero_g"] if plus else cfg["identity"]))
 
 
 def load_init(model: BlockUnrolled, spec: str) -> None:
@@ -313,7 +314,8 @@ def run(out: Path, overrides: dict[str, str] | None = None, progress: bool = Tru
             x = x.contiguous(memory_format=torch.channels_last)
         if cfg["compile"] and id(net) not in compiled:
             compiled[id(net)] = torch.compile(net)
-        return istanet_loss(net, model.operator(x), x, gamma=cfg["gamma"], forward=compiled.get(id(net), net))
+        out = compiled.get(id(net), net)(model.operator(x), return_aux=True)  # the symmetry terms come back with x
+        return istanet_loss(out.x, x, out.aux, gamma=cfg["gamma"])
 
     def validate(net):
         net.eval()  # no symmetry residuals (the Trainer sets train mode again before the next step)

@@ -57,10 +57,13 @@ def _block_operator(operator, ratio: float):
 
 
 @register_model("istanet", carries_operator=True)
-def istanet(operator=None, ratio: float = 0.25, plus: bool = True, phases: int = 9, channels: int = 32) -> ISTANet:
+def istanet(operator=None, ratio: float = 0.25, plus: bool = True, stages: int = 9, channels: int = 32,
+            phases: int | None = None) -> ISTANet:
     """ISTA-Net (``plus=False``) / ISTA-Net+ for block CS. Without ``operator`` a placeholder of the given
-    ``ratio`` is built; loading trained weights brings the Φ and Qinit they were trained with."""
-    return ISTANet(_block_operator(operator, ratio), phases=phases, plus=plus, channels=channels)
+    ``ratio`` is built; loading trained weights brings the Φ and Qinit they were trained with.
+    ``phases``: deprecated alias of ``stages``."""
+    return ISTANet(_block_operator(operator, ratio), stages=None if phases is not None else stages, plus=plus,
+                   channels=channels, phases=phases)
 
 
 @register_model("resnet-pgd", carries_operator=True)

@@ -1,8 +1,14 @@
-"""Learned unrolled networks built from the classic solvers' steps (layer 3)."""
+"""Learned unrolled networks built from the classic solvers' steps (layer 3).
 
-from .base import STEPS, Unrolled
-from .istanet import BlockUnrolled, ISTANet, ISTANetProx, ResNetProx, istanet_loss, resnet_unrolled
+:class:`Unrolled` runs any step of the table :data:`proxlab.solvers.STEP_TABLE` for K stages;
+:class:`BlockUnrolled`, :class:`ISTANet` and :func:`resnet_unrolled` are PGD networks of it for block
+compressed sensing. :class:`LISTA` is the one exception, documented in :mod:`proxlab.unrolled.lista`: it
+learns the gradient map itself (matrices, not scalars around a fixed operator), so it is not a table entry.
+"""
+
+from .base import STEPS, AuxProx, Unrolled, UnrolledOutput
+from .istanet import BlockUnrolled, ISTANet, ISTANetProx, ResNetProx, resnet_unrolled
 from .lista import LISTA, ista_parameters
 
-__all__ = ["Unrolled", "STEPS", "LISTA", "ista_parameters", "BlockUnrolled", "ISTANet", "ISTANetProx", "ResNetProx",
-           "istanet_loss", "resnet_unrolled"]
+__all__ = ["Unrolled", "UnrolledOutput", "AuxProx", "STEPS", "LISTA", "ista_parameters", "BlockUnrolled", "ISTANet",
+           "ISTANetProx", "ResNetProx", "resnet_unrolled"]

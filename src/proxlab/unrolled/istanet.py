@@ -1,6 +1,6 @@
 r"""ISTA-Net and ISTA-Net+ (Zhang & Ghanem, CVPR 2018) and a ResNet-prox baseline for block CS.
 
-Each phase is one proximal-gradient step of :class:`~proxlab.unrolled.Unrolled`:
+Each stage (the paper's *phase*) is one proximal-gradient step of :class:`~proxlab.unrolled.Unrolled`:
 
 .. math::
     r^{(k)} = x^{(k-1)} - \rho_k \Phi^\top(\Phi x^{(k-1)} - y),\qquad
@@ -9,8 +9,9 @@ Each phase is one proximal-gradient step of :class:`~proxlab.unrolled.Unrolled`:
 with a learned transform :math:`\mathcal F_k` (conv–ReLU–conv, 32 channels, 3×3, no biases), its
 learned left inverse :math:`\tilde{\mathcal F}_k`, and ISTA-Net+'s residual form
 :math:`x^{(k)} = r^{(k)} + \mathcal G_k(\tilde{\mathcal H}_k(\operatorname{soft}(\mathcal H_k(\mathcal D_k(r^{(k)})), \theta_k)))`.
-The symmetry (invertibility) residual :math:`\tilde{\mathcal F}_k(\mathcal F_k(\cdot)) - \cdot` of every phase
-is kept in :attr:`ISTANetProx.symmetry` for the loss :func:`istanet_loss`. The step :math:`\rho_k` and
+The symmetry (invertibility) residual :math:`\tilde{\mathcal F}_k(\mathcal F_k(\cdot)) - \cdot` of every stage
+comes back with the output, ``net(y, return_aux=True).aux["symmetry"]`` (one tensor per stage), for the loss
+:func:`proxlab.losses.istanet_loss`. The step :math:`\rho_k` and
 threshold :math:`\theta_k` are softplus-parameterised, so they stay positive (init
 :math:`\rho_k = 0.5/\|\Phi\|_2^2` and :math:`\theta_k = 0.01`: the authors' 0.5 and 0.01 for their Φ with
 orthonormal rows); weights use Xavier-normal initialisation.
@@ -24,28 +25,25 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..operators.compressed_sensing import BlockCompressedSensing
-from .base import Unrolled, _inv_softplus
+from ..priors.classic.sparsity import soft_threshold_unchecked
+from ..solvers.steps import _inv_softplus
+from .base import AuxProx, Unrolled, UnrolledOutput
 
-__all__ = ["BlockUnrolled", "ISTANetProx", "ResNetProx", "ISTANet", "resnet_unrolled", "istanet_loss",
-           "soft_threshold", "conv_macs_per_pixel"]
-
-
-def soft_threshold(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    r""":math:`\operatorname{sign}(x)\max(|x| - \theta, 0)`."""
-    return torch.sign(x) * F.relu(x.abs() - theta)
+__all__ = ["BlockUnrolled", "ISTANetProx", "ResNetProx", "ISTANet", "resnet_unrolled", "conv_macs_per_pixel"]
 
 
-class ISTANetProx(nn.Module):
-    """One ISTA-Net (``plus=False``) or ISTA-Net+ (``plus=True``) phase's transform–shrink–inverse.
+class ISTANetProx(AuxProx):
+    """One ISTA-Net (``plus=False``) or ISTA-Net+ (``plus=True``) stage's transform–shrink–inverse.
 
-    ``forward(v, tau)`` ignores ``tau``: the threshold :math:`\\theta_k` is learned. After a call the
-    symmetry residual is in :attr:`symmetry` (``None`` before the first call).
+    ``forward(v, tau)`` ignores ``tau``: the threshold :math:`\\theta_k` is learned. ``forward_aux(v, tau)``
+    also returns ``{"symmetry": residual}`` (two more convolutions, so the plain call skips them).
     """
 
     def __init__(self, channels: int = 32, plus: bool = True, threshold: float = 0.01, zero_residual: bool = False):
@@ -74,12 +72,11 @@ class ISTANetProx(nn.Module):
             else:
                 self._split_identity()
         self.raw_threshold = nn.Parameter(torch.tensor(_inv_softplus(threshold)))
-        self.symmetry: torch.Tensor | None = None
 
     @torch.no_grad()
     def _split_identity(self) -> None:
         r"""Plain ISTA-Net: make channels 0/1 carry :math:`v^+` and :math:`v^-` through both transforms and the
-        output :math:`v^+ - v^-`, so the phase starts as :math:`\operatorname{soft}(v, \theta)` with an exact left
+        output :math:`v^+ - v^-`, so the stage starts as :math:`\operatorname{soft}(v, \theta)` with an exact left
         inverse (zero symmetry residual); the other channels keep their Xavier weights but start unused."""
         if self.conv1_forward.out_channels < 2:
             raise ValueError("zero_residual for plain ISTA-Net needs channels >= 2")
@@ -99,15 +96,23 @@ class ISTANetProx(nn.Module):
     def _backward(self, z: torch.Tensor) -> torch.Tensor:
         return self.conv2_backward(F.relu(self.conv1_backward(z)))
 
-    def forward(self, v: torch.Tensor, tau=None) -> torch.Tensor:
+    def _stage(self, v: torch.Tensor, symmetry: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         if v.ndim != 4 or v.shape[1] != 1:
             raise ValueError(f"ISTANetProx expects (N, 1, H, W) blocks, got shape {tuple(v.shape)}")
         src = self.conv_D(v) if self.plus else v
         z = self.conv2_forward(F.relu(self.conv1_forward(src)))
-        out = self._backward(soft_threshold(z, self.threshold))
-        # The symmetry residual costs two more convolutions: computed only while training.
-        self.symmetry = self._backward(z) - src if self.training else None
-        return v + self.conv_G(out) if self.plus else out
+        out = self._backward(soft_threshold_unchecked(z, self.threshold))
+        out = v + self.conv_G(out) if self.plus else out
+        return out, (self._backward(z) - src if symmetry else None)
+
+    def forward(self, v: torch.Tensor, tau=None) -> torch.Tensor:
+        return self._stage(v, False)[0]
+
+    def forward_aux(self, v: torch.Tensor, tau=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        r"""The stage's output and ``{"symmetry": }`` :math:`\tilde{\mathcal F}(\mathcal F(s)) - s` (``s`` = ``v``, or
+        :math:`\mathcal D(v)` for ISTA-Net+)."""
+        out, sym = self._stage(v, True)
+        return out, {"symmetry": sym}
 
 
 class ResNetProx(nn.Module):
@@ -140,7 +145,8 @@ class BlockUnrolled(Unrolled):
 
     ``operator`` is a :class:`~proxlab.operators.BlockCompressedSensing` (its ``image_size`` is dropped:
     the network accepts any block grid). ``forward(y)`` takes ``y (B, C, Hb, Wb, m)`` and returns the
-    tiled image ``(B, C, Hb·block, Wb·block)``; ``forward(y, image_size=(H, W))`` crops to ``H × W``.
+    tiled image ``(B, C, Hb·block, Wb·block)``; ``forward(y, image_size=(H, W))`` crops to ``H × W``;
+    ``return_aux=True`` returns an :class:`~proxlab.unrolled.UnrolledOutput` whose extra terms are per block.
     """
 
     def __init__(self, operator: BlockCompressedSensing, prox, stages: int = 9, tied: bool = False,
@@ -155,77 +161,56 @@ class BlockUnrolled(Unrolled):
     def ratio(self) -> float:
         return self.operator.ratio
 
-    def forward(self, y: torch.Tensor, image_size=None) -> torch.Tensor:
+    def forward(self, y: torch.Tensor, image_size=None, return_aux: bool = False) -> torch.Tensor | UnrolledOutput:
         if y.ndim != 5 or y.shape[-1] != self.operator.m:
             raise ValueError(f"y must have shape (B, C, Hb, Wb, {self.operator.m}), got shape {tuple(y.shape)}")
         B, C, hb, wb, m = y.shape
-        blocks = super().forward(y.reshape(B * C * hb * wb, 1, 1, 1, m))
+        out = super().forward(y.reshape(B * C * hb * wb, 1, 1, 1, m), return_aux=return_aux)
+        blocks = out.x if return_aux else out
         x = self.operator.from_blocks(blocks.reshape(B, C, hb, wb, -1))
         if image_size is not None:
             x = x[..., : image_size[0], : image_size[1]]
-        return x
+        return UnrolledOutput(x, out.aux) if return_aux else x
 
 
 class ISTANet(BlockUnrolled):
-    r"""ISTA-Net (``plus=False``) or ISTA-Net+ (``plus=True``): ``phases`` untied PGD phases with the
-    learned transform prox, 32 channels, ρ₀ = 0.5/‖Φ‖² (0.5 for the shared Φ files, whose rows are orthonormal),
-    θ₀ = 0.01.
+    r"""ISTA-Net (``plus=False``) or ISTA-Net+ (``plus=True``): ``stages`` untied PGD stages (the paper's phases)
+    with the learned transform prox, 32 channels, ρ₀ = 0.5/‖Φ‖² (0.5 for the shared Φ files, whose rows are
+    orthonormal), θ₀ = 0.01; ``stages`` defaults to the paper's 9, ``phases=`` is its deprecated alias.
 
-    ``zero_residual=True`` starts every phase as a plain ISTA step. ISTA-Net+: :math:`\mathcal G_k` starts at
+    ``zero_residual=True`` starts every stage as a plain ISTA step. ISTA-Net+: :math:`\mathcal G_k` starts at
     zero instead of Xavier, so the untrained network is 9 plain gradient steps from Qinit; with a short
     training budget this converges much faster (31.6 vs 26.9 dB validation PSNR after 50 steps at 25 %).
     Plain ISTA-Net has no residual; two of its 32 channels start as the split :math:`v = v^+ - v^-`
-    through both transforms (see :meth:`ISTANetProx._split_identity`), so a phase starts as
+    through both transforms (see :meth:`ISTANetProx._split_identity`), so a stage starts as
     :math:`\operatorname{soft}(r^{(k)}, \theta_k)` and the learned transform grows from there.
     """
 
-    def __init__(self, operator: BlockCompressedSensing, phases: int = 9, plus: bool = True, channels: int = 32,
-                 zero_residual: bool = False):
-        if isinstance(phases, bool) or not isinstance(phases, int) or phases < 1:
-            raise ValueError(f"phases must be an int >= 1, got {phases!r}")
+    def __init__(self, operator: BlockCompressedSensing, stages: int | None = None, plus: bool = True,
+                 channels: int = 32, zero_residual: bool = False, *, phases: int | None = None):
+        if phases is not None:
+            if stages is not None:
+                raise ValueError(f"give stages or its deprecated alias phases, not both (stages={stages!r}, "
+                                 f"phases={phases!r})")
+            warnings.warn("ISTANet(phases=) is deprecated; use stages=", DeprecationWarning, stacklevel=2)
+            stages = phases
+        stages = 9 if stages is None else stages
+        if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
+            raise ValueError(f"stages must be an int >= 1, got {stages!r}")
         super().__init__(operator, lambda: ISTANetProx(channels, plus=plus, zero_residual=zero_residual),
-                         stages=phases, tied=False, step_size=0.5)
+                         stages=stages, tied=False, step_size=0.5)
         self.plus = plus
 
-    def symmetry_loss(self) -> torch.Tensor:
-        r""":math:`\sum_k \operatorname{mean}\big((\tilde{\mathcal F}_k\mathcal F_k(r) - r)^2\big)` of the last forward pass."""
-        terms = [p.symmetry.pow(2).mean() for p in self.proxes if p.symmetry is not None]
-        if not terms:
-            raise RuntimeError("symmetry_loss() needs a forward pass in training mode first (model.train(); the "
-                               "residuals are not computed in eval mode)")
-        return torch.stack(terms).sum()
+    @property
+    def phases(self) -> int:
+        """Deprecated: the number of :attr:`stages`."""
+        return self.stages
 
 
 def resnet_unrolled(operator: BlockCompressedSensing, stages: int = 5, channels: int = 128, blocks: int = 1,
                     tied: bool = True) -> BlockUnrolled:
     """Unrolled PGD with a shared :class:`ResNetProx` (the recurrent form of Mardani et al.)."""
     return BlockUnrolled(operator, ResNetProx(channels, blocks), stages=stages, tied=tied, step_size=1.0)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module inside ``DistributedDataParallel`` / ``torch.compile`` wrappers. (Not ``DataParallel``: its
-    replicas, not the module, hold the symmetry residuals.)"""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
-            model = model._orig_mod
-        else:
-            return model
-
-
-def istanet_loss(model: nn.Module, y: torch.Tensor, x: torch.Tensor, gamma: float = 0.01,
-                 forward=None) -> torch.Tensor:
-    r"""The paper's loss: :math:`\operatorname{mean}\|\hat x - x\|^2 + \gamma \sum_k \operatorname{mean}\|\text{sym}_k\|^2`
-    (the second term only for :class:`ISTANet`). ``forward`` (default ``model``) computes :math:`\hat x`; pass
-    ``torch.compile(model)`` to train with a compiled forward. ``model`` may be wrapped (``DistributedDataParallel``,
-    ``torch.compile``): :math:`\hat x` comes from the wrapper, which is what synchronises gradients under DDP, and
-    the symmetry residuals from the module inside."""
-    loss = F.mse_loss((model if forward is None else forward)(y), x)
-    core = _unwrap(model)
-    if isinstance(core, ISTANet) and gamma:
-        loss = loss + gamma * core.symmetry_loss()
-    return loss
 
 
 def conv_macs_per_pixel(model: nn.Module) -> int:
