@@ -1,4 +1,4 @@
-"""LISTA (Gregor & LeCun, 2010): at its ISTA initialisation K layers are K ISTA iterations from 0."""
+"""LISTA (Gregor & LeCun, 2010): at its ISTA initialisation K stages are K ISTA iterations from 0."""
 
 import pytest
 import torch
@@ -91,7 +91,7 @@ class TestLISTA:
         assert all(float(p.grad.abs().sum()) > 0 for p in net.inhibition)
         if tied:
             assert float(net.threshold.grad.abs().sum()) > 0
-        else:  # every layer's threshold gets a gradient
+        else:  # every stage's threshold gets a gradient
             assert bool((net.threshold.grad.abs().sum(1) > 0).all())
 
     def test_gradcheck(self, problem):
@@ -133,9 +133,9 @@ class TestLISTA:
 
     def test_bad_inputs(self, problem):
         D, x = problem
-        for layers in (0, -1, 1.5, True, "3"):
-            with pytest.raises(ValueError, match="layers must be an int >= 1"):
-                LISTA(D, 0.5, layers)
+        for stages in (0, -1, 1.5, True, "3", None):
+            with pytest.raises(ValueError, match="stages must be an int >= 1"):
+                LISTA(D, 0.5, stages)
         for bad in (D[0], D[None], torch.zeros(0, 3)):
             with pytest.raises(ValueError, match=r"dictionary must be a matrix W_d of shape \(n, m\)"):
                 LISTA(bad, 0.5, 2)
@@ -178,3 +178,14 @@ def test_alpha_and_lipschitz_travel_with_the_weights():
     torch.testing.assert_close(b.encoder, We)
     torch.testing.assert_close(b.inhibition[0], S)
     torch.testing.assert_close(b.threshold, torch.full_like(b.threshold, theta))
+
+
+def test_layers_is_a_deprecated_alias_of_stages():
+    D = torch.randn(6, 9, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    with pytest.warns(DeprecationWarning, match="use stages="):
+        old = LISTA(D, 0.5, layers=3)
+    assert old.stages == 3 and old.layers == 3
+    x = torch.randn(2, 6, dtype=torch.float64)
+    torch.testing.assert_close(old(x), LISTA(D, 0.5, stages=3)(x))
+    with pytest.raises(ValueError, match="not both"):
+        LISTA(D, 0.5, 3, layers=3)
