@@ -56,6 +56,7 @@ def test_resume_after_crash_is_bit_for_bit(tmp_path):
 
 
 def test_ctrl_c_checkpoints_then_stops_cleanly(tmp_path):
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN when pytest runs as a background job
     ref = net()
     trainer(ref).fit()
 
@@ -68,7 +69,7 @@ def test_ctrl_c_checkpoints_then_stops_cleanly(tmp_path):
     result = trainer(m, tmp_path, post_step=interrupt_at_7).fit()
     assert result.stop_reason == "interrupted" and result.step == 7
     assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] == 7
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's handler restored
     resumed = net(seed=5)
     trainer(resumed, tmp_path).resume().fit()
     assert weights_equal(ref, resumed)
