@@ -73,3 +73,23 @@ def resnet_pgd(operator=None, ratio: float = 0.25, stages: int = 5, channels: in
 
 
 __all__ = ["DnCNN", "LPNConv", "LPNFullyConnected", "LPNFullyConvolutional", "unrolled", "istanet", "resnet_pgd"]
+
+
+@register_model("lista", needs_operator=True)
+def lista(operator, alpha: float = 0.5, stages: int = 2, tied: bool = True, lipschitz_scale: float = 1.0):
+    """:class:`~proxlab.unrolled.LISTA` on the matrix of ``operator`` (``operator.matrix`` ``(n, m)``: the
+    dictionary of a sparse-coding source or a sensing matrix), initialised at ISTA with weight ``alpha`` and
+    L = ``lipschitz_scale`` × ‖matrix‖² (LISTA-CPSS: 1.001)."""
+    import torch
+
+    from ..unrolled import LISTA
+
+    W = getattr(operator, "matrix", None)
+    if not isinstance(W, torch.Tensor) or W.ndim != 2:
+        raise TypeError(f"model 'lista': operator must carry a 2-D .matrix (e.g. CompressedSensing), "
+                        f"got {type(operator).__name__}")
+    L = lipschitz_scale * float(torch.linalg.matrix_norm(W.detach().double(), ord=2) ** 2)
+    return LISTA(W, alpha, stages, tied=tied, lipschitz=L)
+
+
+__all__ += ["lista"]
