@@ -241,7 +241,7 @@ ERRORS = [
     (with_("training", schedule="cosin"), r"training\.schedule: expected one of 'constant', 'cosine', 'step', "
                                           r"'multistep', got 'cosin'; did you mean 'cosine'\?"),
     (with_("data", source="minst"), r"data\.source: expected one of 'mnist5k', 'skimage', 'ellipses', "
-                                    r"'image_folder', 'idx', 'lfw', got 'minst'; did you mean 'mnist5k'\?"),
+                                    r"'image_folder', 'idx', 'lfw'(, '[\w-]+')*, got 'minst'; did you mean 'mnist5k'\?"),
     (with_("data", source=5), r"data\.source: expected a string, got 5 \(int\)"),
     (with_("data", augment=1), r"data\.augment: expected true or false, got 1 \(int\)"),
     (with_("", name="Bad Name"), r'name: expected a str matching \[a-z0-9\._-\]\+, got "Bad Name"$'),

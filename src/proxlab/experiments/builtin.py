@@ -173,3 +173,7 @@ def prior_perturbation(opts: PerturbationOptions, ctx: RunContext) -> Section:
     n = min(opts.images, len(ctx.splits.test))
     med, html = analysis_section(ctx.model.cpu().eval(), ctx.splits.test[:n], seed=ctx.cfg.seed)
     return Section("The learned prior under perturbation", metrics=med, html=html)
+
+
+# the parts of the method families (registered on import)
+from . import lista_parts  # noqa: E402,F401

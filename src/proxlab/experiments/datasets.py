@@ -30,9 +30,10 @@ __all__ = ["Splits", "build_splits"]
 class Splits:
     """What a data source hands the runner.
 
-    ``train``/``val``/``test``: images ``(N, C, H, W)``. A source may also bring: ``sampler`` — training
-    data drawn fresh every step, ``sampler(n, generator) -> x`` (then ``train`` only sets the batch count
-    of an epoch); ``operator`` — the forward model the data defines (e.g. Φ with a Qinit fitted on
+    ``train``/``val``/``test``: images ``(N, C, H, W)``; ``train`` may instead be a tuple of tensors of N rows
+    each, supervised pairs such as ``(signals, codes)``, batched for the loss as tuples. A source may also
+    bring: ``sampler`` — training data drawn fresh every step, ``sampler(n, generator) -> x`` (then
+    ``train`` only sets the batch count of an epoch); ``operator`` — the forward model the data defines (e.g. Φ with a Qinit fitted on
     training blocks), used instead of the task's; ``validate`` — the Trainer's validation,
     ``validate(model) -> {metric: value}``, instead of the task's measurement pairs of ``val``;
     ``extra`` — anything a protocol of the same family needs.

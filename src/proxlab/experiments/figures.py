@@ -109,7 +109,7 @@ def training_curves(history: list[dict[str, float]]) -> bytes:
     va = [(h["step"], h["val_psnr"]) for h in history if "val_psnr" in h]
     if tr:
         ax[0].plot(*zip(*tr), lw=1)
-        ax[0].set_yscale("log")
+        ax[0].set_yscale("log" if min(v for _, v in tr) > 0 else "linear")  # a loss such as Σ log NMSE can be < 0
     ax[0].set_xlabel("step")
     ax[0].set_ylabel("training loss")
     if va:

@@ -35,7 +35,6 @@ class RunResult:
 PROGRAM_EXPERIMENTS = {
     "lpn-laplacian": "proxlab.experiments.lpn_laplacian",
     "lpn-pnp": "proxlab.experiments.lpn_pnp",
-    **{name: "proxlab.experiments.lista" for name in ("lista", "lista-table1", "lista-synthetic")},
     **{name: "proxlab.experiments.istanet" for name in (f"{m}-cs{r}" for m in ("istanet-plus", "istanet", "resnet-pgd")
                                                          for r in (10, 25, 40))},
 }
@@ -260,7 +259,8 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
                                                                            splits.train.shape[1])
     model = build_experiment_model(cfg, A)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"data: {len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test images; "
+    n_train = len(splits.train[0]) if isinstance(splits.train, tuple) else len(splits.train)  # (inputs, targets) pairs
+    log(f"data: {n_train} train / {len(splits.val)} val / {len(splits.test)} test images; "
         f"task: {task.describe()}; model {cfg.model.name}: {n_params:,} parameters")
 
     from ..data import MeasurementPairs
