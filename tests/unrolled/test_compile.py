@@ -14,7 +14,8 @@ def _compiled(net):
     return torch.compile(net, backend="eager")
 
 
-@pytest.mark.parametrize("step", ["pgd", "fista", "admm", "hqs"])
+# the default run compiles PGD and ISTA-Net (its aux terms); the other steps and networks under -m slow
+@pytest.mark.parametrize("step", ["pgd"] + [pytest.param(s, marks=pytest.mark.slow) for s in ("fista", "admm", "hqs")])
 def test_unrolled_steps_compile(step):
     torch.manual_seed(0)
     net = Unrolled(GaussianBlur(1.0), DnCNN(depth=3, features=4), step=step, stages=2, tied=False).eval()
@@ -37,6 +38,7 @@ def test_istanet_compiles_with_its_symmetry_terms():
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow
 def test_block_resnet_and_lista_compile():
     torch.manual_seed(2)
     op = BlockCompressedSensing(0.25, seed=0, block=5)
