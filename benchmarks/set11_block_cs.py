@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from proxlab.data import load_set11, skimage_image
-from proxlab.experiments.istanet import set11_scores
+from proxlab.experiments.blockcs import set11_scores
 from proxlab.operators import BlockCompressedSensing
 from proxlab.priors.classic import TV
 from proxlab.solvers import fista

@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from proxlab.experiments.istanet import PAPER_SET11, RELEASED_SET11, evaluate_set11, set11_scores
+from proxlab.experiments.blockcs import PAPER_SET11, RELEASED_SET11, evaluate_set11, set11_scores
 from proxlab.zoo import list_zoo, load_zoo_model
 
 RATIOS = (10, 25, 40)

@@ -42,8 +42,13 @@ def test_lpn_laplacian_is_close_to_soft_thresholding_and_its_prior_to_abs():
     x = torch.linspace(-3, 3, 61)[:, None]
     R, res = model.regularizer(x, tol=1e-6, return_residual=True)
     diff = R.detach() - x.abs()[:, 0]
-    assert float(res.max()) < 1e-4 and float((diff - diff.mean()).abs().max()) < 0.15
-    assert info["test_metrics"]["proximal matching"]["R_rms_error"] < info["test_metrics"]["ℓ1"]["R_rms_error"]
+    diff = diff - diff.mean()
+    assert float(res.max()) < 1e-4 and float(diff.abs().max()) < 0.15
+    # its R, computed here, is as close to |x| as recorded (0.0154 on 601 points; 0.0167 here on 61) and far closer
+    # than the recorded ℓ1-trained model's (0.119)
+    rms = float(diff.pow(2).mean().sqrt())
+    assert rms == pytest.approx(info["test_metrics"]["proximal matching"]["R_rms_error"], abs=0.005)
+    assert rms < 0.5 * info["test_metrics"]["ℓ1"]["R_rms_error"]
 
 
 def test_lpn_ellipses_denoises_whole_phantoms():
@@ -59,32 +64,92 @@ def test_lpn_ellipses_denoises_whole_phantoms():
 
 
 BLOCK_CS_MODELS = [n for n in list_zoo() if zoo_info(n)["model"]["name"] in ("istanet", "resnet-pgd")]
+_SET11_CACHE: dict[str, dict] = {}
 
 
-@pytest.mark.parametrize("name", BLOCK_CS_MODELS)  # every ratio: the paper-order test below reads these numbers
+def fresh_set11(name, root):
+    """Set11 scores of zoo model ``name`` computed from its weights, once per test session."""
+    from proxlab.experiments.blockcs import evaluate_set11
+
+    if name not in _SET11_CACHE:
+        model, _ = load_zoo_model(name)
+        _SET11_CACHE[name] = evaluate_set11(model, root)["mean"]
+    return _SET11_CACHE[name]
+
+
+# ISTA-Net+ at 25 % on two Set11 images, measured once with the shipped weights (the full evaluation below gives the
+# zoo JSON's mean, 31.13 dB): PSNR on 0-255, SSIM, and the Qinit start's PSNR
+TWO_IMAGES = {"barbara": (27.4613, 0.8648, 24.853), "boats": (32.4440, 0.9136, 28.623)}
+
+
+def test_one_block_cs_model_on_two_set11_images(shared_data):
+    from proxlab.data import load_set11
+    from proxlab.experiments.blockcs import set11_scores, whole_psnr
+
+    model, _ = load_zoo_model("istanet-plus-cs25")
+    model.eval()
+    images = {n: x for n, x in load_set11(shared_data / "Set11") if n in TWO_IMAGES}
+    assert set(images) == set(TWO_IMAGES)
+    for name, x in images.items():
+        A = model.operator.resized(tuple(x.shape[-2:]))
+        with torch.no_grad():
+            y = A(x)
+            rec = model(y, image_size=x.shape[-2:]).clamp(0, 1)
+        psnr_, ssim_ = set11_scores(rec, x)
+        want_psnr, want_ssim, qinit = TWO_IMAGES[name]
+        assert psnr_ == pytest.approx(want_psnr, abs=0.02) and ssim_ == pytest.approx(want_ssim, abs=1e-3), name
+        assert whole_psnr(A.init(y).clamp(0, 1), x) == pytest.approx(qinit, abs=0.02), name
+        assert psnr_ > qinit + 2, name  # the learned stages add more than 2 dB to their Qinit start
+
+
+@pytest.mark.slow  # 7 models x 11 images
+@pytest.mark.parametrize("name", BLOCK_CS_MODELS)
 def test_block_cs_models_reproduce_their_set11_psnr(name, shared_data):
-    from proxlab.experiments.istanet import evaluate_set11
-
-    model, info = load_zoo_model(name)
-    res = evaluate_set11(model, shared_data / "Set11")["mean"]
+    info = zoo_info(name)
+    res = fresh_set11(name, shared_data / "Set11")
     recorded = info["test_metrics"]["model"]["mean"]
     assert res["psnr"] == pytest.approx(recorded["psnr"], abs=0.01)
     assert res["ssim"] == pytest.approx(recorded["ssim"], abs=1e-4)
+    assert res["qinit_psnr"] == pytest.approx(info["test_metrics"]["baselines"]["qinit"]["mean"]["psnr"], abs=0.01)
     if info["model"]["options"].get("plus"):  # ISTA-Net+ clearly improves on its Qinit start
-        assert res["psnr"] > info["test_metrics"]["baselines"]["qinit"]["mean"]["psnr"] + 2
+        assert res["psnr"] > res["qinit_psnr"] + 2
 
 
+def _tv_fista_set11(ratio, lam, iters, root, mats):
+    """TV-FISTA on Set11 as ``benchmarks/set11_block_cs.py`` runs it (the shared Φ and Qinit, Qinit start)."""
+    from proxlab.data import load_set11
+    from proxlab.experiments.blockcs import set11_scores
+    from proxlab.operators import BlockCompressedSensing
+    from proxlab.priors.classic import TV
+    from proxlab.solvers import fista
+
+    op = BlockCompressedSensing.from_mat(mats / f"phi_0_{ratio}_1089.mat", mats / f"Initialization_Matrix_{ratio}.mat")
+    scores = []
+    for _, x in load_set11(root):
+        A = op.resized(tuple(x.shape[-2:]))
+        y = A(x)
+        rec = fista(A, y, TV(lam, max_iter=30, tol=1e-4, low=0.0, high=1.0), x0=A.init(y), max_iter=iters, tol=1e-6,
+                    history=False).x
+        scores.append(set11_scores(rec.clamp(0, 1), x)[0])
+    return sum(scores) / len(scores)
+
+
+@pytest.mark.slow  # fresh Set11 evaluations of 2 networks and 300 TV-FISTA iterations on 11 images, per ratio
 @pytest.mark.parametrize("ratio", [10, 25, 40])
-def test_paper_order_istanet_plus_istanet_tv(ratio):
-    # The paper's order on Set11: ISTA-Net+ >= ISTA-Net > the best classic method (TV-FISTA here). The recorded
-    # PSNRs are checked against a fresh evaluation by test_block_cs_models_reproduce_their_set11_psnr.
+def test_paper_order_istanet_plus_istanet_tv(ratio, shared_data):
+    # The paper's order on Set11: ISTA-Net+ >= ISTA-Net > the best classic method (TV-FISTA here), every number
+    # computed here from the weights and the shared Φ files. The TV weight is the one the benchmark chose on
+    # scikit-image images (a setting, read from its results); its Set11 PSNR must come out as the README says.
     import json
     from pathlib import Path
 
     names = (f"istanet-plus-cs{ratio}", f"istanet-cs{ratio}")
     if not set(names) <= set(list_zoo()):
         pytest.skip(f"{names} not both shipped")
-    plus, plain = (zoo_info(n)["test_metrics"]["model"]["mean"]["psnr"] for n in names)
-    classic = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "set11_block_cs.json").read_text())
-    tv_fista = classic["results"][str(ratio)]["mean"]["psnr_tv"]  # the best classic method on Set11
+    plus, plain = (fresh_set11(n, shared_data / "Set11")["psnr"] for n in names)
+    bench = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "set11_block_cs.json").read_text())
+    run = bench["results"][str(ratio)]
+    tv_fista = _tv_fista_set11(ratio, run["lambda"], bench["iters"], shared_data / "Set11",
+                               shared_data / "ISTA-Net_sampling_matrix")
+    assert tv_fista == pytest.approx(run["mean"]["psnr_tv"], abs=0.02)
     assert plus >= plain > tv_fista

@@ -80,7 +80,8 @@ def _proximal_matching(opts: ProximalMatchingOptions, ctx: LossContext):
     if ctx.task.name != "denoise" or ctx.noise <= 0:
         raise ValueError(f"training.loss: 'proximal_matching' trains a prox as a denoiser; it needs operator.task = "
                          f"'denoise' with noise > 0, got task {ctx.task.name!r} with noise {ctx.noise}")
-    schedule = ProximalMatchingSchedule(opts.l1_steps, opts.stage_steps, opts.gamma_min, tuple(opts.factors))
+    schedule = ProximalMatchingSchedule(ctx.stage.scaled(opts.l1_steps), ctx.stage.scaled(opts.stage_steps),
+                                        opts.gamma_min, tuple(opts.factors))
     return denoising_schedule_loss(ctx.noise, schedule)
 
 
@@ -176,4 +177,6 @@ def prior_perturbation(opts: PerturbationOptions, ctx: RunContext) -> Section:
 
 
 # the parts of the method families (registered on import)
+from . import blockcs  # noqa: E402,F401
 from . import lista_parts  # noqa: E402,F401
+from . import lpn_parts, pnp_parts  # noqa: E402,F401

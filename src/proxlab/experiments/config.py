@@ -380,9 +380,12 @@ class TrainingConfig(_Section):
     rate; ``warmup_steps`` are linear warm-up steps; ``milestones``/``gamma`` drive ``multistep``,
     ``step_size``/``gamma`` drive ``step``. ``metric`` says what the best checkpoint is; ``patience``
     counts validations without improvement before stopping (0: never); ``grad_clip`` 0 means no
-    clipping; ``steps = 0`` trains nothing (the model is evaluated as ``init`` leaves it, e.g. a zoo
+    clipping; ``snapshot_every`` > 0 also saves the weights every that many steps to
+    ``snapshots/[stageK_]step_NNNNNN.safetensors`` (for learning curves); ``steps = 0`` trains nothing (the model is evaluated as ``init`` leaves it, e.g. a zoo
     entry); ``threads`` > 0 sets torch's intra-op threads for the stage (0: leave them). ``init``: ``fresh`` (the model as built), ``previous`` (the weights the previous stage
     ended with; the default of every stage after the first), ``zoo:NAME`` or a ``.safetensors`` path.
+    ``steps_scale`` shortens (or lengthens) a schedule: ``steps``, ``warmup_steps``, ``milestones``,
+    ``step_size`` and a loss's own step counts are run as :meth:`scaled` of them (``--set training.steps_scale=0.25``).
     """
 
     name: str = ""
@@ -409,7 +412,13 @@ class TrainingConfig(_Section):
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
     threads: NonNegInt = 0
+    snapshot_every: NonNegInt = 0
     init: str = "fresh"
+    steps_scale: PosFloat = 1.0
+
+    def scaled(self, n: int) -> int:
+        """``n`` steps under ``steps_scale``: ``round(n * steps_scale)``, at least 1 (0 stays 0)."""
+        return 0 if n == 0 else max(1, round(n * self.steps_scale))
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingConfig:
@@ -426,6 +435,10 @@ class TrainingConfig(_Section):
                 raise _Fail(f"milestones[{i}]", f"expected an int in (0, steps={self.steps}), got {m}")
             if i and m <= self.milestones[i - 1]:
                 raise _Fail("milestones", f"expected strictly increasing ints, got {list(self.milestones)}")
+        ms = [self.scaled(m) for m in self.milestones]
+        if self.steps_scale != 1 and (any(b <= a for a, b in zip(ms, ms[1:])) or (ms and ms[-1] >= self.scaled(self.steps))):
+            raise _Fail("steps_scale", f"expected a factor that keeps the milestones apart and below the steps, got "
+                                       f"{self.steps_scale:g} (milestones {ms} of {self.scaled(self.steps)} steps)")
         if self.schedule == "multistep" and not self.milestones:
             raise _Fail("milestones", "expected at least one milestone for schedule 'multistep', got []")
         if self.schedule == "step" and self.step_size < 1:
@@ -606,6 +619,8 @@ def _message(model: type[BaseModel], err: dict) -> tuple[Sequence, str]:
     if kind == "value_error" and isinstance(err.get("ctx", {}).get("error"), _Fail):
         fail = err["ctx"]["error"]
         return [*loc, fail.key] if fail.key else loc, fail.message
+    if kind == "value_error" and isinstance(err.get("ctx", {}).get("error"), ValueError):
+        return loc, str(err["ctx"]["error"])  # a part's own validator: its message as it wrote it
     if kind == "extra_forbidden":
         key = str(loc[-1])
         return loc, "unknown key" + (v.hint(key, _known_keys(model, loc)) or

@@ -32,18 +32,38 @@ def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None
         if not (run_dir / f).is_file():
             raise FileNotFoundError(f"{run_dir} is not a finished run: {f} is missing")
     cfg = load_config(run_dir / "config.toml")
-    metrics = _means_only(json.loads((run_dir / "metrics.json").read_text()))
+    raw = json.loads((run_dir / "metrics.json").read_text())
     task = cfg.build_task()
+    command = f"proxlab run {cfg.name}"
+    if (run_dir / "overrides.json").is_file():  # the --set overrides the run was made (and resumed) with
+        command += "".join(f" --set {o}" for o in json.loads((run_dir / "overrides.json").read_text()))
+    options = dict(cfg.model.options)
     info = {
         "name": name,
         "description": cfg.description,
-        "model": {"name": cfg.model.name, "options": cfg.model.options},
+        "model": {"name": cfg.model.name, "options": options},
         "task": {"name": task.name, "options": {k: v for k, v in task.options.items() if v is not None}},
         "data": {"source": cfg.data.source, "image_size": list(_image_size(cfg))},
-        "training_command": f"proxlab run {cfg.name}",
+        "training_command": command,
         "config": config_to_dict(cfg),
-        "test_metrics": metrics,
+        "training_seconds": raw.get("training", {}).get("train_seconds"),
     }
+    if "set11" in raw and "model" not in raw:  # block CS: the model carries its Φ/Qinit; scored on Set11
+        s11 = raw["set11"]
+        if "mean" not in s11:
+            raise ValueError(f"{run_dir}: Set11 was not evaluated ({s11.get('skipped')}); rerun with PROXLAB_SET11")
+        m, paper = s11["mean"], raw.get("paper", {}).get("set11") or {}
+        info["model"]["options"] = {**options, "ratio": task.options["ratio"]}
+        info["data"] = {"source": f"{cfg.data.source} 33x33 blocks", "image_size": [33, 33], "test_set": "Set11"}
+        info["test_metrics"] = {"dataset": "Set11 (PSNR 0-255, skimage SSIM data_range 255)",
+                                "model": {"mean": {"psnr": m["psnr"], "ssim": m["ssim"]}},
+                                "baselines": {"qinit": {"mean": {"psnr": m["qinit_psnr"]}}},
+                                "paper_psnr": paper.get("paper_table1"),
+                                "released_weights_psnr": paper.get("released_weights")}
+        info["seconds_per_image"] = m["seconds"]
+        info["seconds_per_image_threads"] = s11.get("threads")
+    else:
+        info["test_metrics"] = _means_only(raw)
     return add_entry(name, run_dir / "model.safetensors", info, zoo_dir)
 
 
@@ -60,7 +80,7 @@ def add_entry(name: str, weights: str | Path, info: dict[str, Any], zoo_dir: str
     return zoo_dir / f"{name}.json"
 
 
-def _image_size(cfg) -> tuple[int, int]:
+def _image_size(cfg) -> tuple[int, ...]:
     if cfg.data.size:
         return (cfg.data.size, cfg.data.size)
     return (28, 28) if cfg.data.source == "mnist5k" else (128, 128)

@@ -33,10 +33,7 @@ class RunResult:
 
 # Experiments that are programs rather than one train-and-evaluate config: name -> module with run(out, overrides, ...).
 PROGRAM_EXPERIMENTS = {
-    "lpn-laplacian": "proxlab.experiments.lpn_laplacian",
     "lpn-pnp": "proxlab.experiments.lpn_pnp",
-    **{name: "proxlab.experiments.istanet" for name in (f"{m}-cs{r}" for m in ("istanet-plus", "istanet", "resnet-pgd")
-                                                         for r in (10, 25, 40))},
 }
 
 
@@ -124,6 +121,28 @@ def _check_devices(cfg: ExperimentConfig) -> None:
             raise ConfigError(key, str(err)) from None
 
 
+def _with_snapshots(post_step, every: int, holder: list, folder: Path, prefix: str, main_process: bool):
+    """``post_step`` that also saves the weights every ``every`` steps (``holder[0]`` is the Trainer)."""
+    if not every:
+        return post_step
+
+    def step_hook(net):
+        if post_step is not None:
+            post_step(net)
+        step = holder[0].step + 1  # called after the optimizer step, before the Trainer counts it
+        if step % every == 0 and main_process:
+            save_model(folder / "snapshots" / f"{prefix}step_{step:06d}.safetensors", net, {"step": step})
+
+    return step_hook
+
+
+def _record_overrides(folder: Path, overrides: list[str]) -> None:
+    """``overrides.json``: every ``--set`` the run was started and resumed with, in order (for the zoo's command)."""
+    path = folder / "overrides.json"
+    before = json.loads(path.read_text()) if path.is_file() else []
+    path.write_text(json.dumps(before + list(overrides)))
+
+
 def _check_model_builds(cfg: ExperimentConfig) -> None:
     """Build the model once (models that take the task's operator are built with the run) so that a value
     its constructor refuses fails before the run folder is made."""
@@ -144,12 +163,29 @@ def _device_of(cfg: ExperimentConfig) -> str:
     return str(resolve_device(cfg.resolved_stages[-1].device))
 
 
-def _load_init(spec: str, model: torch.nn.Module, log) -> None:
+def _load_init(spec: str, model: torch.nn.Module, log, keep_operator: bool = False) -> None:
+    """Start from the weights of ``spec`` (``zoo:NAME`` or a file). ``keep_operator``: the data defines the
+    operator (e.g. Φ and the fitted Qinit of another CS ratio's weights are not this run's), so the stored
+    ``operator.*`` buffers are left out and every other weight must fit."""
     from ..weights import resolve_weights
 
     path = resolve_weights(spec)
-    load_model_weights(path, model)
-    log(f"weights from {spec} ({path})")
+    if not keep_operator:
+        load_model_weights(path, model)
+    else:
+        from safetensors.torch import load_file
+
+        state = {k: t for k, t in load_file(str(path)).items() if not k.startswith("operator.")}
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # shape mismatches
+            detail = next((ln.strip() for ln in str(err).splitlines() if "size mismatch" in ln), str(err).splitlines()[0])
+            raise ValueError(f"training.init {spec}: weights do not fit this model ({detail})") from None
+        missing = [k for k in missing if not k.startswith("operator.")]
+        if missing or unexpected:
+            raise ValueError(f"training.init {spec}: weights do not fit this model (missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]})")
+    log(f"weights from {spec} ({path})" + (", operator kept" if keep_operator else ""))
 
 
 def run_experiment(source: str | Path | None = None, out: str | Path | None = None, overrides: list[str] | None = None,
@@ -174,6 +210,7 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
         _check_devices(cfg)
         if overrides and main_process:
             (folder / "config.toml").write_text(dump_toml(cfg))  # the folder's config says what the run does
+            _record_overrides(folder, overrides)
     else:
         if source is None:
             raise ValueError("run_experiment needs an experiment name or file (or resume=DIR)")
@@ -188,6 +225,7 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
                 raise FileExistsError(f"run folder {folder} already holds a run; resume it with --resume {folder} or pick --out")
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "config.toml").write_text(dump_toml(cfg))
+            _record_overrides(folder, overrides or [])
     log = _Log(folder / "run.log", echo) if main_process else (lambda msg: None)
     log(f"experiment {cfg.name}: {'resuming' if resume else 'starting'} in {folder}")
     if cfg.sweep is None:
@@ -287,7 +325,7 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
             torch.set_num_threads(st.threads)
         resuming = resume and (ckdir / POINTER).is_file()
         if st.init not in ("fresh", "previous") and not resuming:
-            _load_init(st.init, model, log)
+            _load_init(st.init, model, log, keep_operator=splits.operator is not None)
         if st.steps == 0:  # evaluation only: the weights as init left them
             info["stages"].append({"stage": k, "name": st.name, "loss": None, "steps": 0, "stop_reason": "no training",
                                    "best_step": None, "best_val": None, "train_seconds": 0.0, "chosen": "init",
@@ -297,15 +335,19 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
         loss_fn = part.build(part.validate_options(dict(st.loss_options)),
                              LossContext(cfg=cfg, task=task, operator=A, noise=noise, splits=splits, stage=st))
         train_data = splits.train if splits.sampler is None else torch.zeros(st.batch_size)
-        trainer = Trainer(model, loss_fn, train_data, val_data=val, validate=splits.validate, steps=st.steps,
-                          post_step=post_step,
+        holder: list = []
+        trainer = Trainer(model, loss_fn, train_data, val_data=val, validate=splits.validate, steps=st.scaled(st.steps),
+                          post_step=_with_snapshots(post_step, st.snapshot_every, holder, folder,
+                                                    f"stage{k}_" if len(stages) > 1 else "", main_process),
                           batch_size=st.batch_size, lr=st.lr, lr_groups=dict(st.lr_groups), weight_decay=st.weight_decay,
-                          schedule=st.schedule, warmup_steps=st.warmup_steps, milestones=st.milestones, gamma=st.gamma,
-                          step_size=st.step_size, grad_clip=st.grad_clip, val_every=st.val_every,
+                          schedule=st.schedule, warmup_steps=st.scaled(st.warmup_steps),
+                          milestones=tuple(st.scaled(m) for m in st.milestones), gamma=st.gamma,
+                          step_size=st.scaled(st.step_size), grad_clip=st.grad_clip, val_every=st.val_every,
                           checkpoint_every=st.checkpoint_every, log_every=st.log_every, patience=st.patience,
                           metric=st.metric if st.metric != "loss" else "mse", out_dir=ckdir,
                           seed=cfg.seed + k, device=st.device, progress=progress, num_workers=st.num_workers,
                           config=config_to_dict(cfg), precision=st.precision)
+        holder.append(trainer)
         if resuming:
             trainer.resume()
             log(f"{label}: resumed at step {trainer.step}")

@@ -58,12 +58,13 @@ def _block_operator(operator, ratio: float):
 
 @register_model("istanet", carries_operator=True)
 def istanet(operator=None, ratio: float = 0.25, plus: bool = True, stages: int = 9, channels: int = 32,
-            phases: int | None = None) -> ISTANet:
+            zero_residual: bool = False, phases: int | None = None) -> ISTANet:
     """ISTA-Net (``plus=False``) / ISTA-Net+ for block CS. Without ``operator`` a placeholder of the given
     ``ratio`` is built; loading trained weights brings the Φ and Qinit they were trained with.
+    ``zero_residual``: every stage starts as a plain ISTA step (see :class:`~proxlab.unrolled.ISTANet`).
     ``phases``: deprecated alias of ``stages``."""
     return ISTANet(_block_operator(operator, ratio), stages=None if phases is not None else stages, plus=plus,
-                   channels=channels, phases=phases)
+                   channels=channels, zero_residual=zero_residual, phases=phases)
 
 
 @register_model("resnet-pgd", carries_operator=True)
