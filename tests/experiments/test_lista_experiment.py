@@ -60,6 +60,7 @@ def test_lista_is_the_table1_sweep_plus_the_synthetic_run():
     assert body(both.sweep_run("synthetic", list_models())) == body(synthetic)
 
 
+@pytest.mark.slow  # the tiny Table 1 sweep: 2 dictionaries, 4 LISTA trainings of 400 steps
 def test_table1_results_files_and_paper_numbers(table1_run):
     out, metrics = table1_run
     saved = json.loads((out / "metrics.json").read_text())
@@ -80,6 +81,7 @@ def test_table1_results_files_and_paper_numbers(table1_run):
     assert metrics["lista_table1"]["by_atoms"][100]["lista"][1] == pytest.approx(t["by_atoms"]["100"]["lista"]["1"])
 
 
+@pytest.mark.slow  # the tiny Table 1 sweep: 2 dictionaries, 4 LISTA trainings of 400 steps
 def test_table1_lista_beats_fista_iterations(table1_run):
     _, metrics = table1_run
     for m, r in metrics["lista_table1"]["by_atoms"].items():
@@ -96,6 +98,7 @@ def test_table1_lista_beats_fista_iterations(table1_run):
         assert fista_err[hit - 1] <= e2 and all(e > e2 for e in fista_err[:hit - 1])
 
 
+@pytest.mark.slow  # the tiny Table 1 sweep: 2 dictionaries, 4 LISTA trainings of 400 steps
 def test_table1_keeps_the_best_validation_weights(table1_run):
     out, _ = table1_run
     run = json.loads((out / "runs" / "m100-k2" / "metrics.json").read_text())["training"]
