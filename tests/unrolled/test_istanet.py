@@ -184,7 +184,8 @@ def test_plain_istanet_split_identity_start_is_soft_thresholding(op):
     v = torch.randn(3, 1, 33, 33, dtype=torch.float64)
     out, aux = prox.forward_aux(v)
     torch.testing.assert_close(out, soft_threshold(v, prox.threshold))
-    assert float(aux["symmetry"].detach().abs().max()) == 0.0  # an exact left inverse to start with
+    # an exact left inverse to start with (exactly 0 in a direct convolution; a transform-based one may round)
+    assert float(aux["symmetry"].detach().abs().max()) <= 1e-12
     # every weight still receives a gradient path: the unused channels are Xavier, not zero (but the output's)
     assert float(prox.conv2_forward.weight[2:].abs().sum()) > 0
     dop = BlockCompressedSensing(0.1, seed=3).double()
