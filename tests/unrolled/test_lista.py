@@ -127,7 +127,7 @@ class TestLISTA:
     def test_ista_parameters(self, problem):
         D, _ = problem
         We, S, theta, L = ista_parameters(D, 2.0, lipschitz=10.0)
-        assert L == 10.0 and theta == 0.2
+        assert L == 10.0 and theta == pytest.approx(2.0 / 10.0)  # L as given; θ = α / L computed
         torch.testing.assert_close(We, D.T / 10)
         torch.testing.assert_close(S, torch.eye(M, dtype=torch.float64) - D.T @ D / 10)
 
