@@ -31,7 +31,7 @@ if __name__ == "__main__":
     cfg = load_config(runner.find_experiment("istanet-cs10"), known_models=list_models(),
                       overrides=["training.steps=3", "training.batch_size=4", "training.val_every=3",
                                  "data.options.qinit_blocks=2000", "data.options.val_blocks=16",
-                                 "training.loss_options.gamma=0.5", "training.device=cpu"])
+                                 "training.loss_options.gamma=0.5", "training.device=cpu", "training.precision=fp32"])
     result, _ = runner.run_config(cfg, folder, progress=False, log=lambda m: None)
     rank = dist.get_rank()
     (Path(sys.argv[2]).parent / f"rank{rank}.json").write_text(json.dumps({"blocks_per_step": drawn,
