@@ -16,7 +16,7 @@ import torch
 from .config import ExperimentConfig, dump_toml
 from .figures import comparison_grid, training_curves
 
-__all__ = ["write_report", "write_run", "metrics_table_html", "metrics_table", "panel_figure"]
+__all__ = ["write_run", "metrics_table_html", "metrics_table", "panel_figure"]
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -101,34 +101,3 @@ def write_run(folder: Path, cfg: ExperimentConfig, sections: list[tuple[str, Any
 
 def _img(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-
-
-def write_report(folder: Path, cfg: ExperimentConfig, metrics: dict[str, Any], panels: dict, history: list[dict],
-                 extra_sections: list[tuple[str, str]] | None = None) -> Path:
-    """Write ``report.html`` (and the figure PNGs) into ``folder``; returns the report path."""
-    folder = Path(folder)
-    cols = list(panels)
-    n = min(len(v) for v in panels.values())
-    grid = {f"test image {i}": {c: panels[c][i : i + 1] for c in cols} for i in range(n)}
-    recon = comparison_grid(grid, list(grid), cols, folder / "figure_reconstructions.png")
-    curves = training_curves(history)
-    (folder / "figure_training.png").write_bytes(curves)
-    t = metrics.get("training", {})
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(cfg.name)}</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>{html.escape(cfg.name)}</h1><p>{html.escape(cfg.description)}</p>",
-        f"<p>Task: <b>{html.escape(cfg.build_task().describe())}</b>; model <b>{html.escape(cfg.model.name)}</b> "
-        f"({t.get('parameters', 0):,} parameters); {t.get('steps', '?')} training steps "
-        f"(stopped: {html.escape(str(t.get('stop_reason', '?')))}; best validation at step {t.get('best_step')}); "
-        f"{metrics.get('test_images', '?')} test images.</p>",
-        "<h2>Test metrics</h2>", metrics_table_html(metrics, cfg.model.name),
-        "<h2>Reconstructions</h2>", _img(recon, "reconstructions"),
-        "<h2>Training</h2>", _img(curves, "training curves"),
-    ]
-    for title, body in extra_sections or []:
-        parts += [f"<h2>{html.escape(title)}</h2>", body]
-    parts += ["<h2>Resolved config</h2>", f"<pre>{html.escape(dump_toml(cfg))}</pre>", "</body></html>"]
-    path = folder / "report.html"
-    path.write_text("\n".join(parts))
-    return path

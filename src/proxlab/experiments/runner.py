@@ -235,7 +235,7 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
 
 
 def _run_sweep(cfg: ExperimentConfig, folder: Path, progress: bool, log, main_process: bool) -> RunResult:
-    from .parts import PROTOCOLS, RunContext
+    from .parts import RunContext
     from .report import write_run
 
     children: dict[str, dict[str, Any]] = {}
@@ -260,16 +260,24 @@ def _run_sweep(cfg: ExperimentConfig, folder: Path, progress: bool, log, main_pr
         children[run.label] = {"cfg": child, "model": model.eval(), "folder": sub, "metrics": result.metrics}
     ctx = RunContext(cfg=cfg, model=None, task=cfg.build_task(), operator=None, splits=None, folder=folder,
                      device=torch.device("cpu"), log=log, children=children)
-    sections = []
-    for p in cfg.sweep.protocols:
-        part = PROTOCOLS.get(p.name)
-        sec = part.build(part.validate_options(dict(p.options)), ctx)
-        sections.append((p.name, sec))
-        ctx.results[p.name] = sec.metrics
+    sections = _run_protocols(cfg.sweep.protocols, ctx)
     info = {"runs": {k: c["metrics"].get("training", {}) for k, c in children.items()}}
     metrics = write_run(folder, cfg, sections, [], info)
     log(f"sweep done; report: {folder / 'report.html'}")
     return RunResult(folder, metrics, "steps")
+
+
+def _run_protocols(protocols, ctx) -> list:
+    """``(name, Section)`` of each protocol in order; each sees the metrics of those before it (``ctx.results``)."""
+    from .parts import PROTOCOLS
+
+    sections = []
+    for p in protocols:
+        part = PROTOCOLS.get(p.name)
+        sec = part.build(part.validate_options(dict(p.options)), ctx)
+        sections.append((p.name, sec))
+        ctx.results[p.name] = sec.metrics
+    return sections
 
 
 def _built_model(cfg: ExperimentConfig) -> torch.nn.Module:
@@ -286,7 +294,7 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
                log=print) -> tuple[RunResult, torch.nn.Module]:
     """Train and evaluate one validated config in ``folder`` (which holds its ``config.toml``); returns the
     result and the trained model. ``resume``: continue from the checkpoints there."""
-    from .parts import LOSSES, PROTOCOLS, SOURCES, LossContext, RunContext
+    from .parts import LOSSES, SOURCES, LossContext, RunContext
     from .report import write_run
 
     main_process = int(os.environ.get("RANK", "0")) == 0
@@ -389,12 +397,7 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
     model.to(device)
     ctx = RunContext(cfg=cfg, model=model, task=task, operator=A, splits=splits, folder=folder, device=device, log=log,
                      history=history)
-    sections = []
-    for p in cfg.evaluation.protocols:
-        part = PROTOCOLS.get(p.name)
-        sec = part.build(part.validate_options(dict(p.options)), ctx)
-        sections.append((p.name, sec))
-        ctx.results[p.name] = sec.metrics
+    sections = _run_protocols(cfg.evaluation.protocols, ctx)
     metrics = write_run(folder, cfg, sections, history, info)
     if "model" in metrics:
         log(f"test {cfg.model.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics["model"]["mean"].items())
