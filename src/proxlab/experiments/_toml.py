@@ -126,7 +126,7 @@ def apply_override(raw: dict, text: str) -> None:
         try:
             parsed = toml.loads(f"v = {value}")["v"]
         except toml.TOMLDecodeError:
-            if not re.match(r"[A-Za-z_][\w.:/+-]*\Z", value):
+            if not re.match(r"[A-Za-z_./~][\w.:/+~-]*\Z", value):  # a bare word or a path
                 raise
             parsed = value  # a bare word such as cuda:1 or cosine is taken as a string
     except (ValueError, toml.TOMLDecodeError) as e:
