@@ -74,8 +74,10 @@ def folder_images(folder: str | Path) -> tuple[list[torch.Tensor], list[torch.Te
     those of ``folder/val`` at scale 1."""
     from ..data import ImageFolder
 
+    folder = Path(folder).expanduser()
+
     def load(split: str) -> list[torch.Tensor]:
-        root = Path(folder) / split
+        root = folder / split
         if not root.is_dir():
             raise ValueError(f"data.options.images: expected a folder with train/ and val/ image folders (python -m "
                              f"proxlab.data.photos writes one); {str(folder)!r} has no {split}/")
