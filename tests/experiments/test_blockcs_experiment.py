@@ -52,6 +52,9 @@ def test_source_needs_the_cs_task_and_checks_its_options():
         blockcs.cs_blocks(DataConfig(source="cs_blocks"), 0, task=make_task("denoise"))
 
 
+# two runs, each evaluated on all of Set11 (the 2-step channels-last run and the zoo's two-image Set11 check stay in
+# the default run)
+@pytest.mark.slow
 def test_run_resume_set11_and_zoo_export(tmp_path, shared_data):
     from proxlab.experiments.export import export_run
 
@@ -147,6 +150,7 @@ def test_folder_images_gives_both_scales_and_the_val_images(tmp_path):
         blockcs.folder_images(small)
 
 
+@pytest.mark.slow  # trains, resumes and evaluates a snapshot curve
 def test_photo_folder_and_snapshots_train_resume_and_save_the_curve(tmp_path, monkeypatch):
     folder = _photo_folder(tmp_path / "photos")
     real = blockcs.skimage_image

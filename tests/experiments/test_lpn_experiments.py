@@ -93,6 +93,9 @@ def _soft_threshold_error(model):
         return float((model(y) - torch.sign(y) * (y.abs() - 1).clamp_min(0)).pow(2).mean().sqrt())
 
 
+# three tiny trainings, then R(x) by L-BFGS inversion for each model (the error maths against oracles and the
+# schedule checks stay in the default run)
+@pytest.mark.slow
 def test_laplacian_experiment_tiny(tmp_path):
     from proxlab.experiments.lpn_parts import export_laplacian_to_zoo
     from proxlab.experiments.parts import PROTOCOLS, RunContext
