@@ -240,7 +240,8 @@ ERRORS = [
     (with_("training", device="gpu"), r"training\.device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
     (with_("training", schedule="cosin"), r"training\.schedule: expected one of 'constant', 'cosine', 'step', "
                                           r"'multistep', got 'cosin'; did you mean 'cosine'\?"),
-    (with_("data", source="minst"), r"data\.source: expected one of 'mnist5k', 'skimage', 'ellipses', "
+    # every registered source, the built-in ones among them (a family's parts may register theirs first)
+    (with_("data", source="minst"), r"data\.source: expected one of ('[\w-]+', )*'mnist5k', 'skimage', 'ellipses', "
                                     r"'image_folder', 'idx', 'lfw'(, '[\w-]+')*, got 'minst'; did you mean 'mnist5k'\?"),
     (with_("data", source=5), r"data\.source: expected a string, got 5 \(int\)"),
     (with_("data", augment=1), r"data\.augment: expected true or false, got 1 \(int\)"),
