@@ -218,6 +218,9 @@ def _tiny_pnp(**protocol_options) -> dict:
     return raw
 
 
+# weight scans on validation digits and 2 x 100 PnP iterations of an LPN (the option checks and the ellipse source
+# stay in the default run; PnP itself is in tests/test_methods.py)
+@pytest.mark.slow
 def test_pnp_experiment_on_one_setting(tmp_path, tiny_lpn_zoo):
     from proxlab.data import mnist5k
     from proxlab.methods import reconstruct
