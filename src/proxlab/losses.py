@@ -23,6 +23,7 @@ __all__ = [
     "proximal_matching_loss",
     "ProximalMatchingSchedule",
     "LOSSES",
+    "nmse",
     "get_loss",
     "supervised",
     "simulated",
@@ -39,6 +40,13 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     r""":math:`\frac1N\sum |\hat x - x|` over all entries."""
     return (pred - target).abs().mean()
+
+
+def nmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""Normalised MSE, :math:`\operatorname{mean}_i \|\hat x_i - x_i\|^2 / \|x_i\|^2` over the batch (ADMM-Net's loss)."""
+    dims = tuple(range(1, target.ndim))
+    num = (pred - target).pow(2).sum(dims)
+    return (num / target.pow(2).sum(dims).clamp_min(torch.finfo(target.dtype).tiny)).mean()
 
 
 def proximal_matching_loss(pred: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -110,7 +118,7 @@ def denoising_schedule_loss(sigma: float, schedule: ProximalMatchingSchedule):
     return loss_fn
 
 
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": mse, "l1": l1}
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"mse": mse, "l1": l1, "nmse": nmse}
 # Losses that need more than (pred, target): built by the runner from ``loss_options``.
 SCHEDULED_LOSSES = ("proximal_matching",)
 

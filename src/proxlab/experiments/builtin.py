@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..losses import ProximalMatchingSchedule, denoising_schedule_loss, l1, mse, simulated
+from ..losses import ProximalMatchingSchedule, denoising_schedule_loss, l1, mse, nmse, simulated
 from .parts import LossContext, RunContext, Section, register_loss, register_protocol, register_source
 
 _OPTS = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -33,11 +33,6 @@ for _name in ("mnist5k", "skimage", "ellipses", "image_folder", "idx", "lfw"):
 
 
 # ---------------------------------------------------------------- losses
-def nmse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Normalised MSE of the batch: Σ‖x̂ − x‖² / Σ‖x‖² (ADMM-Net's training loss)."""
-    return ((pred - target) ** 2).sum() / (target**2).sum().clamp_min(torch.finfo(target.dtype).tiny)
-
-
 def from_sampler(loss_fn, ctx: LossContext):
     """``loss_fn`` fed by the source's sampler when it has one (a fresh batch of ``len(batch)`` every step,
     drawn with the Trainer's generator, so that a resume continues the same stream)."""
@@ -61,7 +56,7 @@ def _simulated_loss(criterion):
 
 register_loss("mse")(_simulated_loss(mse))
 register_loss("l1")(_simulated_loss(l1))
-register_loss("nmse")(_simulated_loss(nmse_loss))
+register_loss("nmse")(_simulated_loss(nmse))
 
 
 class ProximalMatchingOptions(BaseModel):
