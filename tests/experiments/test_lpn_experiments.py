@@ -32,7 +32,7 @@ def _log(folder) -> list[dict]:
 
 
 def test_lpn_experiments_are_specs_not_programs():
-    for name in ("lpn-laplacian",):
+    for name in ("lpn-laplacian", "lpn-pnp"):
         assert name not in PROGRAM_EXPERIMENTS and find_experiment(name).suffix == ".toml"
         load_config(find_experiment(name), known_models=list_models())  # the whole spec, every sweep run, validates
 

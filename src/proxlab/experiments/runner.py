@@ -32,9 +32,7 @@ class RunResult:
 
 
 # Experiments that are programs rather than one train-and-evaluate config: name -> module with run(out, overrides, ...).
-PROGRAM_EXPERIMENTS = {
-    "lpn-pnp": "proxlab.experiments.lpn_pnp",
-}
+PROGRAM_EXPERIMENTS: dict[str, str] = {}  # none left: every shipped experiment is a spec
 
 
 def shipped_experiments() -> list[str]:
