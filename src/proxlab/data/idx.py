@@ -55,7 +55,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Raises ``FileNotFoundError`` if ``path`` is missing, and ``ValueError`` naming the file for a bad
     magic number, an unknown type code, a truncated header or data, or trailing bytes.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     raw = _read_bytes(path)
     if len(raw) < 4:
         raise ValueError(f"IDX file {path}: {len(raw)} bytes, too short for the 4-byte magic number")

@@ -93,6 +93,7 @@ SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "test_names": ("skimage",),
     "path": ("image_folder", "idx"),
     "labels_path": ("idx",),
+    "test_path": ("idx",),
     "count": ("ellipses",),
     "val_count": ("ellipses",),
     "test_count": ("ellipses",),
@@ -149,8 +150,10 @@ class DataConfig(_Section):
     image sources are :data:`DATA_SOURCES`). For those, ``train``/``val``/``test`` are split names (for
     ``mnist5k`` one of ``train``, ``val``, ``test``); ``names``/``test_names`` scikit-image image names
     (``skimage``); ``path``/``labels_path`` files or folders (``image_folder``, ``idx``);
-    ``count``/``val_count``/``test_count`` image counts (``ellipses``). ``size`` resizes to ``size × size``
-    (0: native), ``patch_size`` > 0 trains on random patches (``patches_per_image`` per image),
+    ``count``/``val_count``/``test_count`` image counts (``ellipses``); ``test_path`` a separate test file
+    for ``idx`` (then ``path`` gives train and validation, e.g. Fashion-MNIST's 60,000 / 10,000). ``size``
+    resizes to ``size × size`` (0: native), ``pad`` zero-pads every side by ``pad`` pixels after that
+    (28×28 MNIST → 32×32 with ``pad = 2``), ``patch_size`` > 0 trains on random patches (``patches_per_image`` per image),
     ``augment`` adds dihedral flips/rotations. A registered source's own keys go to ``options``,
     validated by its options model.
     """
@@ -163,10 +166,12 @@ class DataConfig(_Section):
     test_names: StrTuple = ()
     path: str = ""
     labels_path: str = ""
+    test_path: str = ""
     count: NonNegInt = 0
     val_count: NonNegInt = 0
     test_count: NonNegInt = 0
     size: NonNegInt = 0
+    pad: NonNegInt = 0
     patch_size: NonNegInt = 0
     patches_per_image: NonNegInt = 0
     augment: bool = False

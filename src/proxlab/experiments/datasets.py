@@ -59,6 +59,20 @@ def _split_pool(pool: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tens
     return pool[order[n_val + n_test:]], pool[order[:n_val]], pool[order[n_val:n_val + n_test]]
 
 
+def _split_train_val(pool: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n = pool.shape[0]
+    if n < 2:
+        raise ValueError(f"data: need at least 2 training images to split into train/val, got {n}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, n // 12)  # Fashion-MNIST: 55,000 train / 5,000 validation of its 60,000
+    return pool[order[n_val:]], pool[order[:n_val]]
+
+
+def _pad(images: torch.Tensor, pad: int) -> torch.Tensor:
+    """Zero-pad each side by ``pad`` pixels (e.g. 28×28 MNIST to 32×32 for a 3-level flow)."""
+    return torch.nn.functional.pad(images, (pad, pad, pad, pad)) if pad > 0 else images
+
+
 def _patches(images: torch.Tensor, cfg, seed: int) -> torch.Tensor:
     if cfg.patch_size <= 0:
         return images
@@ -85,7 +99,7 @@ def build_splits(cfg, seed: int = 0) -> Splits:
             raise ValueError(f"data.test_names: test images must share one size (set data.size), got {sorted(shapes)}")
         test = torch.cat(test_imgs) if test_imgs else val[:0]
         names = list(cfg.test_names)
-        return Splits(train, val, test, names)
+        return Splits(*(_pad(t, cfg.pad) for t in (train, val, test)), names)
     elif src == "ellipses":
         side = size or 128
         train = D.random_ellipses(cfg.count, side, seed=seed)
@@ -96,7 +110,13 @@ def build_splits(cfg, seed: int = 0) -> Splits:
     elif src == "idx":
         loaded = D.load_idx_images(cfg.path, cfg.labels_path or None)  # (images, labels) only with labels_path
         pool = loaded[0] if cfg.labels_path else loaded
-        train, val, test = _split_pool(resize(pool, size) if size else pool, seed)
+        pool = resize(pool, size) if size else pool
+        if cfg.test_path:  # a separate test file: validation is cut from the training file
+            test = D.load_idx_images(cfg.test_path)
+            test = resize(test, size) if size else test
+            train, val = _split_train_val(pool, seed)
+        else:
+            train, val, test = _split_pool(pool, seed)
     elif src == "image_folder":
         folder = D.ImageFolder(cfg.path, grey=True, size=size)
         pool = torch.stack([folder[i] for i in range(len(folder))])
@@ -105,6 +125,7 @@ def build_splits(cfg, seed: int = 0) -> Splits:
         raise ValueError(f"data.source: unknown source {src!r}")
     if size and src == "mnist5k":
         train, val, test = resize(train, size), resize(val, size), resize(test, size)
+    train, val, test = (_pad(t, cfg.pad) for t in (train, val, test))
     train = _patches(train, cfg, seed)
     val = _patches(val, cfg, seed + 1)
     names = names or [f"{src}-{cfg.test if src == 'mnist5k' else 'test'}-{i}" for i in range(test.shape[0])]

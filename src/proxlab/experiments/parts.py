@@ -114,7 +114,9 @@ def register_source(name: str, options: type[BaseModel] | None = None, **kw) -> 
 
 def register_loss(name: str, options: type[BaseModel] | None = None, **kw) -> Callable:
     """Register ``make(opts, ctx: LossContext) -> loss_fn`` as loss ``name`` (``[[stages]] loss = name``).
-    ``evaluate="final"``: a stage trained with it hands on its final weights, not the best-validation ones."""
+    ``evaluate="final"``: a stage trained with it hands on its final weights, not the best-validation ones.
+    ``validate=make_validate``: ``make_validate(opts, ctx) -> validate(model) -> {"loss": value}`` is the
+    stage's validation (lower is better, ``metric = "loss"``) instead of the task's measurement pairs."""
     return LOSSES.register(name, options, **kw)
 
 

@@ -338,11 +338,17 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
                                    "step_evaluated": 0})
             continue
         part = LOSSES.get(st.loss)
-        loss_fn = part.build(part.validate_options(dict(st.loss_options)),
-                             LossContext(cfg=cfg, task=task, operator=A, noise=noise, splits=splits, stage=st))
+        loss_opts = part.validate_options(dict(st.loss_options))
+        lctx = LossContext(cfg=cfg, task=task, operator=A, noise=noise, splits=splits, stage=st)
+        loss_fn = part.build(loss_opts, lctx)
+        # a loss that is its own validation measure (a flow's bits/dim) brings validate(model) -> {"loss": ...}
+        own_validate = part.meta.get("validate")
+        validate = own_validate(loss_opts, lctx) if own_validate is not None else splits.validate
+        stage_val = None if validate is not None else val
+        metric = st.metric if st.metric != "loss" or own_validate is not None else "mse"
         train_data = splits.train if splits.sampler is None else torch.zeros(st.batch_size)
         holder: list = []
-        trainer = Trainer(model, loss_fn, train_data, val_data=val, validate=splits.validate, steps=st.scaled(st.steps),
+        trainer = Trainer(model, loss_fn, train_data, val_data=stage_val, validate=validate, steps=st.scaled(st.steps),
                           post_step=_with_snapshots(post_step, st.snapshot_every, holder, folder,
                                                     f"stage{k}_" if len(stages) > 1 else "", main_process),
                           batch_size=st.batch_size, lr=st.lr, lr_groups=dict(st.lr_groups), weight_decay=st.weight_decay,
@@ -350,7 +356,7 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
                           milestones=tuple(st.scaled(m) for m in st.milestones), gamma=st.gamma,
                           step_size=st.scaled(st.step_size), grad_clip=st.grad_clip, val_every=st.val_every,
                           checkpoint_every=st.checkpoint_every, log_every=st.log_every, patience=st.patience,
-                          metric=st.metric if st.metric != "loss" else "mse", out_dir=ckdir,
+                          metric=metric, out_dir=ckdir,
                           seed=cfg.seed + k, device=st.device, progress=progress, num_workers=st.num_workers,
                           config=config_to_dict(cfg), precision=st.precision)
         holder.append(trainer)

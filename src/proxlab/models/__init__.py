@@ -1,7 +1,8 @@
 """Registers proxlab's own models by name (see :mod:`proxlab.registry`); layer 3, beside ``unrolled``.
 
 ``dncnn``: :class:`proxlab.priors.networks.DnCNN`. ``lpn-conv``, ``lpn-fc``, ``lpn-fully-conv``:
-the learned proximal networks of :mod:`proxlab.priors.lpn`. ``istanet``, ``resnet-pgd``: block-CS
+the learned proximal networks of :mod:`proxlab.priors.lpn`. ``glow``: the normalizing flow
+:class:`proxlab.priors.flow.Glow`. ``istanet``, ``resnet-pgd``: block-CS
 unrolled networks that carry their own Φ and Qinit (:mod:`proxlab.unrolled.istanet`). ``unrolled``: :class:`proxlab.unrolled.Unrolled`
 with a prox built from the registry (``prox="dncnn", prox_options={...}``); the runner passes the
 task's operator as ``operator=``.
@@ -13,6 +14,7 @@ Each registration records whether the model needs the task's operator (``unrolle
 
 from __future__ import annotations
 
+from ..priors.flow import Glow
 from ..priors.lpn import LPNConv, LPNFullyConnected, LPNFullyConvolutional
 from ..priors.networks import DnCNN
 from ..registry import build_model, register_model
@@ -23,6 +25,7 @@ register_model("dncnn")(DnCNN)
 register_model("lpn-conv")(LPNConv)
 register_model("lpn-fc")(LPNFullyConnected)
 register_model("lpn-fully-conv")(LPNFullyConvolutional)
+register_model("glow")(Glow)
 
 
 @register_model("unrolled", needs_operator=True)
