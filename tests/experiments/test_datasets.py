@@ -141,3 +141,31 @@ def test_lfw_faces_pool():
     s = build_splits(DataConfig(source="lfw", size=16), seed=0)
     assert (len(s.train), len(s.val), len(s.test)) == (80, 10, 10) and s.test.shape[1:] == (1, 16, 16)
     assert not rows(s.train) & rows(s.test)
+
+
+# ---------------------------------------------------------------- a separate test file, and padding
+def test_idx_with_a_test_file_cuts_validation_from_the_training_file(tmp_path, distinct_pool):
+    write_idx(tmp_path / "train.idx", distinct_pool[:12])
+    write_idx(tmp_path / "test.idx", distinct_pool[12:])
+    cfg = DataConfig(source="idx", path=str(tmp_path / "train.idx"), test_path=str(tmp_path / "test.idx"))
+    s = build_splits(cfg, seed=0)
+    index = lambda t: sorted(round(float(v) * 255) for v in t[:, 0, 0, 0])  # noqa: E731
+    assert index(s.test) == list(range(12, 20))  # the test file, whole and in order of index
+    assert (len(s.train), len(s.val)) == (11, 1)
+    assert sorted(index(s.train) + index(s.val)) == list(range(12))
+    with pytest.raises(ValueError, match="only used with source 'idx', not 'mnist5k'"):
+        DataConfig(source="mnist5k", test_path=str(tmp_path / "test.idx"))
+
+
+def test_pad_zero_pads_every_split(tmp_path, distinct_pool):
+    write_idx(tmp_path / "images.idx", distinct_pool)
+    plain = build_splits(DataConfig(source="idx", path=str(tmp_path / "images.idx")), seed=0)
+    padded = build_splits(DataConfig(source="idx", path=str(tmp_path / "images.idx"), pad=2), seed=0)
+    for a, b in ((plain.train, padded.train), (plain.val, padded.val), (plain.test, padded.test)):
+        assert b.shape[-2:] == (12, 12)
+        assert torch.equal(b[..., 2:10, 2:10], a)
+        border = b.clone()
+        border[..., 2:10, 2:10] = 0
+        assert float(border.abs().max()) == 0.0
+    mnist = build_splits(DataConfig(source="mnist5k", pad=2), seed=0)
+    assert mnist.test.shape[-2:] == (32, 32)

@@ -102,11 +102,13 @@ def comparison_grid(panels: dict[str, dict[str, torch.Tensor]], rows: list[str],
 
 
 def training_curves(history: list[dict[str, float]]) -> bytes:
-    """Training loss and validation PSNR against the step, as PNG bytes."""
+    """Training loss and the validation measure (PSNR, or the validation loss where a loss validates itself,
+    e.g. a flow's bits/dim) against the step, as PNG bytes."""
     plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(8, 3))
     tr = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    va = [(h["step"], h["val_psnr"]) for h in history if "val_psnr" in h]
+    key = "val_psnr" if any("val_psnr" in h for h in history) else "val_loss"
+    va = [(h["step"], h[key]) for h in history if key in h]
     if tr:
         ax[0].plot(*zip(*tr), lw=1)
         ax[0].set_yscale("log" if min(v for _, v in tr) > 0 else "linear")  # a loss such as Σ log NMSE can be < 0
@@ -115,6 +117,6 @@ def training_curves(history: list[dict[str, float]]) -> bytes:
     if va:
         ax[1].plot(*zip(*va), marker="o", ms=3)
     ax[1].set_xlabel("step")
-    ax[1].set_ylabel("validation PSNR (dB)")
+    ax[1].set_ylabel("validation PSNR (dB)" if key == "val_psnr" else "validation loss")
     fig.tight_layout()
     return png_bytes(fig, dpi=100)

@@ -391,6 +391,8 @@ class Trainer:
                 post = {"loss": f"{loss_avg:.4g}"}
                 if last_val and "psnr" in last_val:
                     post["val_psnr"] = f"{last_val['psnr']:.2f}"
+                elif last_val and self.metric in last_val:
+                    post[f"val_{self.metric}"] = f"{last_val[self.metric]:.4g}"
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
                 if self.patience and self.bad_validations >= self.patience:
