@@ -177,6 +177,32 @@ def test_prior_command_prints_R_and_residual(tmp_path, capsys):
     assert "--model must be zoo:NAME" in capsys.readouterr().err
 
 
+def test_prior_command_prints_bits_per_dim_of_a_flow(tmp_path, capsys, monkeypatch):
+    """A zoo flow (stood in for by a small GLOW; the command reads the padding from its config) prints bits/dim."""
+    from PIL import Image
+
+    import proxlab.zoo
+    from proxlab.data import mnist5k
+    from proxlab.priors.flow import Glow
+
+    flow = Glow(1, levels=2, steps=1, hidden=8, image_size=32).eval()
+    monkeypatch.setattr(proxlab.zoo, "load_zoo_model", lambda name: (flow, {"config": {"data": {"pad": 2}}}))
+    digit = (mnist5k("test")[0][0, 0] * 255).round().byte().numpy()
+    Image.fromarray(digit).save(tmp_path / "d.png")
+    assert main(["prior", "--model", "zoo:glow-test", "--threads", "1", str(tmp_path / "d.png")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "bits/dim" in lines[0] and "bits/original pixel (28×28)" in lines[0]
+    bpd, nll, per_pixel = (float(v) for v in lines[1].split()[-3:])
+    assert per_pixel == pytest.approx(bpd * 1024 / 784, rel=1e-3)
+    assert nll == pytest.approx((bpd - 8.0) * 1024 * 0.6931471805599453, rel=1e-3)
+    x = torch.nn.functional.pad(mnist5k("test")[0][:1], (2, 2, 2, 2))
+    from proxlab.priors.flow import dequantize
+
+    with torch.no_grad():
+        expected = float(flow.bits_per_dim(dequantize(x, torch.Generator().manual_seed(0)), dequantize=False)[0])
+    assert bpd == pytest.approx(expected, abs=2e-4)
+
+
 def test_reconstruct_with_pnp_and_a_zoo_prior(tmp_path, capsys):
     from PIL import Image
 

@@ -22,8 +22,17 @@ TINY = ["model.options.hidden=8", "model.options.steps=1", "training.steps=12", 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("glow") / "run"
-    res = run_experiment("glow-mnist", out=out, overrides=TINY, progress=False)
+    """glow-mnist at a tiny size; its probing on 6 digits, with 6 images of an IDX file the test writes as the
+    out-of-distribution set (the shipped spec reads Fashion-MNIST's test file from the cache)."""
+    import struct
+
+    folder = tmp_path_factory.mktemp("glow")
+    ood = (torch.rand(6, 28, 28, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8).numpy()
+    (folder / "ood.idx").write_bytes(struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">3I", *ood.shape) + ood.tobytes())
+    probe = [f"evaluation.protocols.1.options.{k}" for k in ("images=6", f"ood_source={folder / 'ood.idx'}",
+                                                              'compare_lpn=""')]
+    out = folder / "run"
+    res = run_experiment("glow-mnist", out=out, overrides=TINY + probe, progress=False)
     return out, res
 
 
@@ -57,3 +66,15 @@ def test_flow_nll_needs_a_flow(tmp_path):
         run_experiment("lpn-mnist", out=tmp_path / "r", overrides=["training.loss=flow_nll", "training.loss_options={}",
                                                                  "training.steps=1", "training.schedule=constant", "training.milestones=[]"],
                        progress=False)
+
+
+def test_probe_reports_perturbations_and_the_out_of_distribution_set(tiny_run):
+    out, res = tiny_run
+    p = res.metrics["flow_probe"]
+    assert p["images"] == 6 and set(p["medians_bits_per_dim"]) == {"gaussian noise σ", "blur σ", "convex combination λ"}
+    noise = list(p["medians_bits_per_dim"]["gaussian noise σ"].values())
+    assert noise[-1] > noise[0] + 0.1  # σ = 0.3 noise costs bits even under a barely trained flow
+    ood = p["ood"]
+    assert ood["ood_median"] > ood["in_distribution_median"]  # uniform noise images are far less likely than digits
+    assert ood["ood_scored_more_likely"] is False and ood["fraction_ood_below_in_median"] == 0.0
+    assert (out / "figure_flow_probe.png").is_file() and (out / "figure_flow_ood.png").is_file()

@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("run_dir", nargs="?", help="export: the finished run folder")
     z.add_argument("name", nargs="?", help="export: the zoo name")
 
-    pr = sub.add_parser("prior", help="evaluate a learned prior R(x) (an LPN from the zoo) at images")
-    pr.add_argument("--model", required=True, help="zoo:NAME of a learned proximal network (see 'proxlab zoo')")
+    pr = sub.add_parser("prior", help="evaluate a learned prior at images: R(x) of an LPN, -log p(x) of a flow")
+    pr.add_argument("--model", required=True, help="zoo:NAME of a learned proximal network or a GLOW flow (see 'proxlab zoo')")
     pr.add_argument("--tol", type=float, default=1e-5, help="inversion tolerance (RMS of f(y) - x, default 1e-5)")
     pr.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     pr.add_argument("images", nargs="+", help="image files, or skimage:NAME; resized to the model's input size")

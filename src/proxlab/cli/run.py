@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -61,6 +63,31 @@ def zoo_command(args) -> int:
     return 0
 
 
+def _flow_prior_command(args, flow, info) -> int:
+    """A flow's −log p(x) per image in bits/dim (dequantised with a fixed seed, as in its test report)."""
+    from ..experiments.figures import load_input
+    from ..priors.flow import dequantize
+
+    pad = int(info.get("config", {}).get("data", {}).get("pad", 0))
+    side = flow.image_size - 2 * pad
+    gen = torch.Generator().manual_seed(0)
+    per_pixel = f"bits/original pixel ({side}×{side})" if pad else ""
+    print(f"{'image':40s} {'bits/dim':>10s} {'-log p (nats)':>14s} {per_pixel}")
+    for spec in args.images:
+        x = load_input(spec, size=side)
+        if x.shape[1] != flow.in_channels:
+            x = x.mean(1, keepdim=True) if flow.in_channels == 1 else x.expand(-1, flow.in_channels, -1, -1)
+        x = torch.nn.functional.pad(x, (pad,) * 4) if pad else x
+        with torch.no_grad():
+            xd = dequantize(x, gen)
+            nll = -float(flow.log_prob(xd)[0])
+        dims = x[0].numel()
+        bpd = nll / (dims * math.log(2)) + 8.0
+        extra = f"{bpd * dims / (flow.in_channels * side * side):.4f}" if pad else ""
+        print(f"{spec:40s} {bpd:10.4f} {nll:14.2f} {extra}")
+    return 0
+
+
 def prior_command(args) -> int:
     """Print the learned prior R(x) and the inversion residual ‖f(y*) − x‖ for each image."""
     from ..experiments.figures import load_input
@@ -76,6 +103,10 @@ def prior_command(args) -> int:
     from ..priors import require
 
     model, info = load_zoo_model(args.model[4:])
+    from ..priors.flow import Glow
+
+    if isinstance(model, Glow):
+        return _flow_prior_command(args, model, info)
     require(model, "regularizer", f"proxlab prior --model {args.model}",
             why=f"evaluating the learned prior R(x) of {info['model']['name']}")
     size = getattr(model, "image_size", None)

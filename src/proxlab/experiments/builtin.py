@@ -175,4 +175,4 @@ def prior_perturbation(opts: PerturbationOptions, ctx: RunContext) -> Section:
 from . import blockcs  # noqa: E402,F401
 from . import lista_parts  # noqa: E402,F401
 from . import lpn_parts, pnp_parts  # noqa: E402,F401
-from . import flow_parts  # noqa: E402,F401
+from . import flow_parts, flow_solvers  # noqa: E402,F401

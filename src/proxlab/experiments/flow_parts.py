@@ -147,3 +147,129 @@ def flow_likelihood(opts: FlowLikelihoodOptions, ctx: RunContext) -> Section:
     fig = sample_grid_figure(ctx.model, opts.temperatures, opts.samples, seed=ctx.cfg.seed)
     return Section("Likelihood: test bits/dim, and samples by temperature", metrics=m, html=_likelihood_html(m),
                    figures={"samples.png": fig}, paper=m.get("published"))
+
+
+# ---------------------------------------------------------------- probing
+class FlowProbeOptions(BaseModel):
+    """Options of ``flow_probe``: ``images`` test images; ``original_size`` (> 0: perturb only the central
+    ``original_size`` square, the image before padding, and re-pad); ``ood_source`` out-of-distribution test images
+    (``"mnist5k"``, or an IDX file, e.g. Fashion-MNIST's test file) scored beside the in-distribution ones;
+    ``compare_lpn`` a zoo LPN (e.g. ``"lpn-mnist"``) whose R(x) is probed on the same images (cropped)."""
+
+    model_config = _OPTS
+    images: Annotated[int, Field(ge=2)] = 64
+    original_size: Annotated[int, Field(ge=0)] = 0
+    ood_source: str = ""
+    ood_name: str = ""
+    compare_lpn: str = ""
+
+
+def _crop_pad(x: torch.Tensor, side: int):
+    """``(crop, pad_back)``: the central ``side`` square of ``x`` and the map that zero-pads it back."""
+    if side <= 0 or side == x.shape[-1]:
+        return x, (lambda t: t)
+    p = (x.shape[-1] - side) // 2
+    return x[..., p:p + side, p:p + side], (lambda t: torch.nn.functional.pad(t, (p, p, p, p)))
+
+
+@torch.no_grad()
+def probe_bits_per_dim(flow, images: torch.Tensor, original_size: int = 0, seed: int = 0) -> dict:
+    r"""Bits/dim of ``images`` under growing perturbations (those of the LPN probing: Gaussian noise, blur,
+    convex combinations), ``{mode: {level: [bpd_i]}}``. Every level gets the same uniform dither of one 8-bit
+    bin, :math:`x \cdot 255/256 + u/256` (the dequantisation of the clean images), so the levels compare."""
+    from .lpn_analysis import PERTURBATIONS, perturbed
+
+    core, pad_back = _crop_pad(images, original_size)
+    dither = torch.rand(images.shape, generator=torch.Generator().manual_seed(seed + 7)) / 256.0
+    out: dict[str, dict[float, list[float]]] = {}
+    for mode, levels in PERTURBATIONS.items():
+        out[mode] = {}
+        for level in levels:
+            x = pad_back(perturbed(core, mode, level, seed)) * (255.0 / 256.0) + dither
+            out[mode][level] = [float(v) for v in flow.bits_per_dim(x, dequantize=False)]
+    return out
+
+
+def _ood_images(source: str, like: torch.Tensor, n: int, original_size: int) -> torch.Tensor:
+    from ..data import load_idx_images
+    from ..data.sources import mnist5k
+
+    x = mnist5k("test")[0] if source == "mnist5k" else load_idx_images(source)
+    x = x[:n]
+    target = original_size or like.shape[-1]
+    if x.shape[-1] != target:
+        from ..data._common import resize
+
+        x = resize(x, target)
+    pad = (like.shape[-1] - x.shape[-1]) // 2
+    return torch.nn.functional.pad(x, (pad,) * 4) if pad > 0 else x
+
+
+def _ood_figure(ind: list[float], ood: list[float], names: tuple[str, str]) -> bytes:
+    from .figures import png_bytes, pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3))
+    lo, hi = min(ind + ood), max(ind + ood)
+    bins = torch.linspace(lo, hi, 30).tolist()
+    ax.hist(ind, bins=bins, alpha=0.6, label=names[0])
+    ax.hist(ood, bins=bins, alpha=0.6, label=names[1])
+    ax.set_xlabel("bits/dim")
+    ax.set_ylabel("test images")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return png_bytes(fig, dpi=100)
+
+
+@register_protocol("flow_probe", FlowProbeOptions)
+def flow_probe(opts: FlowProbeOptions, ctx: RunContext) -> Section:
+    """−log p (bits/dim) of test images under noise, blur and convex combinations; in- vs out-of-distribution
+    images; optionally a zoo LPN's R(x) on the same images."""
+    import html as _html
+    from pathlib import Path
+
+    from .lpn_analysis import _increasing, medians, medians_table_html, violin_figure
+
+    flow = ctx.model.cpu().eval()
+    test = ctx.splits.test[: opts.images]
+    values = probe_bits_per_dim(flow, test, opts.original_size, seed=ctx.cfg.seed)
+    meds = medians(values)
+    grows = {
+        "gaussian noise σ": _increasing(list(meds["gaussian noise σ"].values())),
+        "blur σ": _increasing(list(meds["blur σ"].values())),
+        "convex combination λ (0 → 0.5)": _increasing(list(meds["convex combination λ"].values())[:3]),
+    }
+    m: dict = {"images": len(test), "medians_bits_per_dim": meds, "grows": grows}
+    figures = {"flow_probe.png": violin_figure(values, ylabel="bits/dim")}
+    parts = [f"<p>Bits/dim of {len(test)} test images under growing perturbations (median per level); grows with "
+             f"the perturbation: {_html.escape(', '.join(f'{k}: {v}' for k, v in grows.items()))}.</p>",
+             medians_table_html(meds).replace("median R by level", "median bits/dim by level")]
+    if opts.ood_source:
+        source = opts.ood_source if opts.ood_source == "mnist5k" else str(Path(opts.ood_source).expanduser())
+        ood = _ood_images(source, test, opts.images, opts.original_size)
+        gen = torch.Generator().manual_seed(ctx.cfg.seed + 3)
+        with torch.no_grad():
+            ind_bpd = [float(v) for v in flow.bits_per_dim(test, generator=gen)]
+            ood_bpd = [float(v) for v in flow.bits_per_dim(ood, generator=gen)]
+        name = opts.ood_name or opts.ood_source
+        ind_med, ood_med = float(torch.tensor(ind_bpd).median()), float(torch.tensor(ood_bpd).median())
+        m["ood"] = {"name": name, "in_distribution_median": ind_med, "ood_median": ood_med,
+                    "ood_scored_more_likely": ood_med < ind_med,
+                    "fraction_ood_below_in_median": sum(v < ind_med for v in ood_bpd) / len(ood_bpd)}
+        figures["flow_ood.png"] = _ood_figure(ind_bpd, ood_bpd, ("test images (in distribution)", name))
+        parts.append(f"<p>Out of distribution ({_html.escape(name)}): median {ood_med:.3f} bits/dim against "
+                     f"{ind_med:.3f} in distribution; the flow scores the out-of-distribution images "
+                     f"{'<b>more</b>' if ood_med < ind_med else 'less'} likely.</p>")
+    if opts.compare_lpn:
+        from ..zoo import load_zoo_model
+        from .lpn_analysis import prior_under_perturbation
+
+        lpn, _ = load_zoo_model(opts.compare_lpn)
+        core, _ = _crop_pad(test, opts.original_size)
+        lpn_values = prior_under_perturbation(lpn.eval(), core, seed=ctx.cfg.seed)
+        m["lpn"] = {"name": opts.compare_lpn, "medians_R": medians(lpn_values)}
+        figures["lpn_probe.png"] = violin_figure(lpn_values)
+        parts.append(f"<p>The LPN {_html.escape(opts.compare_lpn)}'s R(x) on the same images (cropped to "
+                     f"{core.shape[-1]}×{core.shape[-1]}):</p>" + medians_table_html(m["lpn"]["medians_R"]))
+    return Section("The flow prior under perturbation, and out of distribution", metrics=m, html="".join(parts),
+                   figures=figures)

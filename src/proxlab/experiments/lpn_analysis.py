@@ -58,7 +58,7 @@ def medians(values: dict[str, dict[float, list[float]]]) -> dict[str, dict[str, 
     return {mode: {str(level): _median(v) for level, v in per.items()} for mode, per in values.items()}
 
 
-def violin_figure(values: dict[str, dict[float, list[float]]]) -> bytes:
+def violin_figure(values: dict[str, dict[float, list[float]]], ylabel: str = "learned prior R(x)") -> bytes:
     from .figures import png_bytes, pyplot
 
     plt = pyplot()
@@ -69,7 +69,7 @@ def violin_figure(values: dict[str, dict[float, list[float]]]) -> bytes:
         ax.violinplot([per[lv] for lv in levels], showmedians=True)
         ax.set_xticks(range(1, len(levels) + 1), [f"{lv:g}" for lv in levels])
         ax.set_xlabel(mode)
-        ax.set_ylabel("learned prior R(x)")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return png_bytes(fig, dpi=100)

@@ -194,9 +194,11 @@ class AffineCoupling(nn.Module):
             nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
             _ZeroConv(hidden, out if self.additive else 2 * out),
         )
+        # channels-last convolutions are ~20 % faster per training step on CPU (benchmarks/glow_speed.py)
+        self.net.to(memory_format=torch.channels_last)
 
     def _shift_scale(self, xa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = self.net(xa)
+        h = self.net(xa.contiguous(memory_format=torch.channels_last))
         if self.additive:
             return h, None
         return h[:, 0::2], torch.sigmoid(h[:, 1::2] + 2.0)

@@ -1,0 +1,193 @@
+r"""A pre-trained flow as the prior of classic solvers, beside TV and the zoo's learned proxes
+(``configs/glow-solvers-mnist.toml``, ``glow-solvers-fashion.toml``: one run per task, evaluation only).
+
+Methods of the protocol ``flow_solvers`` (every weight chosen on validation images from a small grid, then
+scored on test images never used for choosing):
+
+- ``tv``: ADMM-TV (λ relative to ‖A‖², ADMM's penalty 30 λ, as in :mod:`~proxlab.experiments.pnp_parts`).
+- ``pnp-pgd-flow``, ``pnp-admm-flow``: PGD and ADMM with the flow's latent shrinkage as the prox,
+  :math:`\operatorname{prox}(v, \tau) = g(f(v) / (1 + \lambda\tau))`, the exact prox of
+  :math:`\tfrac\lambda2 \|f(x)\|^2` in latent coordinates (PGD's τ is its step 1/‖A‖², ADMM's 1/ρ with
+  ρ = ‖A‖²); λ from the grid, no training (the paper's PnP-GLOW baseline trains the step sizes instead).
+- ``latent-map``: MAP in latent space (Asim et al. 2020), :math:`\min_z \tfrac12\|y - A g(z)\|^2 + \lambda\|z\|^2`
+  by Adam from :math:`z_0 = f(\text{clamp}(A^{\text{init}} y))`.
+- ``pnp-admm-lpn``, ``pnp-admm-dncnn``: PnP-ADMM with a zoo LPN / DnCNN (ρ from the grid). The zoo LPN's
+  network takes 28×28 images: with ``original_size = 28`` it solves the same task on the central crop.
+
+Every PSNR / SSIM is measured on the central ``original_size`` square (the image before padding) so that the
+padding's easy zeros do not flatter the methods that see it.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Annotated, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..priors.base import Prior
+from .parts import RunContext, Section, register_protocol
+
+__all__ = ["LatentShrinkage", "latent_map", "FLOW_METHODS", "FLOW_GRIDS"]
+
+_OPTS = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+FLOW_METHODS = ("tv", "pnp-pgd-flow", "pnp-admm-flow", "latent-map", "pnp-admm-lpn", "pnp-admm-dncnn")
+FLOW_GRIDS: dict[str, tuple[float, ...]] = {
+    "tv": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+    "pnp-pgd-flow": (0.01, 0.03, 0.1, 0.3),
+    "pnp-admm-flow": (0.01, 0.03, 0.1, 0.3),
+    "latent-map": (1e-3, 1e-2, 1e-1),
+    "pnp-admm-lpn": (0.03, 0.1, 0.3, 1.0),
+    "pnp-admm-dncnn": (0.03, 0.1, 0.3, 1.0),
+}
+
+
+class LatentShrinkage(Prior):
+    r"""``prior(v, tau) = flow.prox(v, lam * tau)``: the prox of :math:`\lambda \cdot \tfrac12\|f(x)\|^2` in the
+    flow's latent coordinates, for solvers that pass their own τ (PGD its step, ADMM 1/ρ)."""
+
+    def __init__(self, flow, lam: float):
+        super().__init__()
+        self.flow, self.lam = flow, float(lam)
+
+    def forward(self, v: torch.Tensor, tau: float | torch.Tensor = 1.0) -> torch.Tensor:
+        with torch.no_grad():
+            return self.flow.prox(v, self.lam * tau)
+
+
+def latent_map(flow, A, y: torch.Tensor, lam: float, iters: int = 50, lr: float = 0.05) -> torch.Tensor:
+    r""":math:`g(\hat z)`, :math:`\hat z = \operatorname{argmin}_z \tfrac12\|y - A g(z)\|^2 + \lambda\|z\|^2`
+    (per image, summed over the batch), by ``iters`` Adam steps from :math:`f(\text{clamp}(A^{\text{init}} y))`."""
+    h, w = A.init(y).shape[-2:]
+    with torch.no_grad():
+        z = flow.encode(A.init(y).clamp(0, 1)).clone()
+    z.requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    for _ in range(iters):
+        opt.zero_grad()
+        r = A(flow.inverse(z, h, w)) - y
+        loss = 0.5 * (r * r).sum() + lam * (z * z).sum()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return flow.inverse(z, h, w)
+
+
+def _central(x: torch.Tensor, side: int) -> torch.Tensor:
+    if side <= 0 or side >= x.shape[-1]:
+        return x
+    p = (x.shape[-1] - side) // 2
+    return x[..., p:p + side, p:p + side]
+
+
+class FlowSolversOptions(BaseModel):
+    """Options of ``flow_solvers``: ``methods`` (of :data:`FLOW_METHODS`), ``grids`` (replace
+    :data:`FLOW_GRIDS` per method), image counts, PnP ``iters``, MAP ``map_iters`` and ``map_lr``,
+    ``original_size`` (score the central square; the LPN runs there), the zoo ``lpn`` and ``dncnn``."""
+
+    model_config = _OPTS
+    methods: Annotated[tuple[Literal[FLOW_METHODS], ...], Field(strict=False, min_length=1)] = FLOW_METHODS
+    grids: Annotated[dict[Literal[FLOW_METHODS], Annotated[tuple[Annotated[float, Field(gt=0)], ...],
+                                                             Field(strict=False, min_length=1)]],
+                     Field(strict=False)] = Field(default_factory=dict)
+    val_images: Annotated[int, Field(ge=1)] = 8
+    test_images: Annotated[int, Field(ge=1)] = 32
+    iters: Annotated[int, Field(ge=1)] = 30
+    map_iters: Annotated[int, Field(ge=1)] = 50
+    map_lr: Annotated[float, Field(gt=0)] = 0.05
+    original_size: Annotated[int, Field(ge=0)] = 0
+    lpn: str = "lpn-mnist"
+    dncnn: str = "dncnn-mnist-s0.1"
+
+
+def _solve(method: str, weight: float, A, y, task, flow, zoo: dict, opts: FlowSolversOptions, shape):
+    from ..methods import pnp
+    from .pnp_parts import run_method
+
+    if method == "tv":
+        return run_method("admm-tv", A, y, task, weight, None, opts.iters, shape)
+    if method in ("pnp-pgd-flow", "pnp-admm-flow"):
+        prior = LatentShrinkage(flow, weight)
+        return pnp("pgd" if method == "pnp-pgd-flow" else "admm", A, y, prior, rho=1.0, max_iter=opts.iters).x
+    if method == "latent-map":
+        return latent_map(flow, A, y, weight, iters=opts.map_iters, lr=opts.map_lr)
+    prior = zoo["lpn" if method == "pnp-admm-lpn" else "dncnn"]  # (the LPN's prox is a gradient: no no_grad here)
+    return pnp("admm", A, y, prior, rho=weight, max_iter=opts.iters).x.detach()
+
+
+@register_protocol("flow_solvers", FlowSolversOptions)
+def flow_solvers(opts: FlowSolversOptions, ctx: RunContext) -> Section:
+    """The flow as a prior in PnP-PGD / PnP-ADMM and latent MAP, beside TV and zoo proxes, at validated weights."""
+    from ..metrics import psnr, ssim
+    from ..zoo import load_zoo_model
+    from .figures import comparison_grid
+    from .pnp_parts import measure
+
+    flow = ctx.model.cpu().eval()
+    task, seed, side = ctx.task, ctx.cfg.seed, opts.original_size
+    x_val, x_test = ctx.splits.val[: opts.val_images], ctx.splits.test[: opts.test_images]
+    zoo = {}
+    if "pnp-admm-lpn" in opts.methods:
+        zoo["lpn"] = load_zoo_model(opts.lpn)[0].eval()
+    if "pnp-admm-dncnn" in opts.methods:
+        zoo["dncnn"] = load_zoo_model(opts.dncnn)[0].eval()
+    grids = {**FLOW_GRIDS, **opts.grids}
+    problems = {}
+    for key, crop in (("full", False), ("crop", True)):
+        if crop and not (side and "pnp-admm-lpn" in opts.methods):
+            continue
+        xv, xt = (_central(x_val, side), _central(x_test, side)) if crop else (x_val, x_test)
+        problems[key] = (measure(task, xv, seed + 2), measure(task, xt, seed + 1), xv, xt)
+    row, panels = {}, {"truth": _central(x_test, side)[:4]}
+    for method in opts.methods:
+        (A_val, y_val), (A, y), xv, xt = problems["crop" if method == "pnp-admm-lpn" and "crop" in problems else "full"]
+        scan = {}
+        for w in grids[method]:
+            rec = _solve(method, w, A_val, y_val, task, flow, zoo, opts, xv.shape[1:]).clamp(0, 1)
+            scan[w] = float(psnr(_central(rec, side), _central(xv, side)).mean())
+        best = max(scan, key=scan.get)
+        t0 = time.perf_counter()
+        rec = _solve(method, best, A, y, task, flow, zoo, opts, xt.shape[1:]).clamp(0, 1)
+        seconds = time.perf_counter() - t0
+        rc, tc = _central(rec, side), _central(xt, side)
+        row[method] = {"psnr": float(psnr(rc, tc).mean()), "ssim": float(ssim(rc, tc).mean()), "weight": best,
+                       "seconds": seconds, "validation_scan": scan}
+        panels[method] = rc[:4]
+    if "full" in problems:
+        from .figures import measurement_image
+
+        (_, _), (A, y), _, xt = problems["full"]
+        panels["measurement"] = _central(measurement_image(A, y[:4], tuple(xt[:4].shape)), side)
+    ctx.log(f"{task.describe()}: " + ", ".join(f"{m} {v['psnr']:.2f}" for m, v in row.items()))
+    cols = ["truth", "measurement", *row]
+    fig = comparison_grid({"test image 0": panels}, ["test image 0"], [c for c in cols if c in panels])
+    body = "".join(f"<tr><td>{html.escape(m)}</td><td>{v['weight']:g}</td><td>{v['psnr']:.2f}</td><td>{v['ssim']:.3f}"
+                   f"</td><td>{v['seconds']:.1f}</td></tr>" for m, v in row.items())
+    return Section(f"The flow as a prior: {task.describe()}", metrics=row, figures={"flow_solvers.png": fig},
+                   html=f"<p>{len(x_val)} validation and {len(x_test)} test images, scored on the central "
+                        f"{side or x_test.shape[-1]}-pixel square.</p><table><tr><th>method</th><th>weight</th>"
+                        f"<th>PSNR</th><th>SSIM</th><th>test seconds</th></tr>{body}</table>")
+
+
+@register_protocol("flow_solvers_table")
+def flow_solvers_table(opts, ctx: RunContext) -> Section:
+    """The runs of a sweep (one task each) in one table of PSNR / SSIM, and their example figures."""
+    results = {label: c["metrics"]["flow_solvers"] for label, c in ctx.children.items() if "flow_solvers" in c["metrics"]}
+    if not results:
+        raise ValueError("flow_solvers_table: no run of the sweep has a flow_solvers protocol")
+    methods = list(dict.fromkeys(m for r in results.values() for m in r))
+    head = "<tr><th>task</th>" + "".join(f"<th>{html.escape(m)}</th>" for m in methods) + "</tr>"
+    body = "".join(f"<tr><td>{html.escape(ctx.children[k]['cfg'].build_task().describe())}</td>"
+                   + "".join(f"<td>{r[m]['psnr']:.2f} / {r[m]['ssim']:.3f}</td>" if m in r else "<td></td>"
+                             for m in methods) + "</tr>" for k, r in results.items())
+    figures = {}
+    for label, c in ctx.children.items():
+        png = c["folder"] / "figure_flow_solvers.png"
+        if png.is_file():
+            figures[f"flow_solvers_{label}.png"] = png.read_bytes()
+    return Section("The flow as a prior beside TV and the zoo's proxes", metrics={"results": results},
+                   html="<p>PSNR dB / SSIM, mean over the test images; weights chosen on validation images.</p>"
+                        f"<table>{head}{body}</table>", figures=figures)
