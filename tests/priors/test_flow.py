@@ -283,3 +283,31 @@ def test_non_finite_values_name_the_layer():
         flow.inverse(torch.randn(2, 64), 8, 8)
     flow.check_finite = False  # the check can be switched off: then NaN passes through silently
     assert not torch.isfinite(flow(x)[0]).all()
+
+
+def _actnorm_worker(rank: int, world: int, init_file: str, out_file: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        act = ActNorm(2).to(D).train()
+        x = torch.randn(8, 2, 3, 3, dtype=D, generator=_gen(40 + rank)) * (1 + 2 * rank) + 3 * rank
+        act(x)
+        torch.save({"bias": act.bias.detach(), "log_scale": act.log_scale.detach()}, f"{out_file}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_actnorm_initialisation_agrees_across_processes(tmp_path):
+    """Two gloo processes with different batches start from the same ActNorm weights: those of both batches."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_actnorm_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "w")), nprocs=2, join=True)
+    w0, w1 = (torch.load(tmp_path / f"w.{r}", weights_only=True) for r in (0, 1))
+    torch.testing.assert_close(w0["bias"], w1["bias"], rtol=0, atol=1e-12)
+    both = torch.cat([torch.randn(8, 2, 3, 3, dtype=D, generator=_gen(40 + r)) * (1 + 2 * r) + 3 * r for r in (0, 1)])
+    single = ActNorm(2).to(D).train()
+    single(both)
+    torch.testing.assert_close(w0["bias"], single.bias.detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(w0["log_scale"], single.log_scale.detach(), rtol=0, atol=1e-12)

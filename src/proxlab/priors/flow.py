@@ -102,8 +102,19 @@ class ActNorm(nn.Module):
 
     @torch.no_grad()
     def initialize(self, x: torch.Tensor) -> None:
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        std = x.std(dim=(0, 2, 3), keepdim=True, unbiased=False)
+        """Set ``b``, ``s`` from the batch ``x``. Under ``torch.distributed`` the channel moments are averaged over
+        the processes first, so that every process starts from the same weights (DDP broadcasts weights only when
+        it wraps the model, before this first forward pass)."""
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+
+        def average(t: torch.Tensor) -> torch.Tensor:  # over the processes (equal batch slices)
+            if distributed:
+                torch.distributed.all_reduce(t)
+                t /= torch.distributed.get_world_size()
+            return t
+
+        mean = average(x.mean(dim=(0, 2, 3), keepdim=True))
+        std = average(((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)).sqrt()  # two passes: no cancellation
         tiny = torch.finfo(x.dtype).eps ** 0.5
         self.bias.copy_(-mean)
         self.log_scale.copy_(torch.where(std > tiny, -torch.log(std.clamp_min(tiny)), torch.zeros_like(std)))
