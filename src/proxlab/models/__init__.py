@@ -18,7 +18,7 @@ from ..priors.flow import Glow
 from ..priors.lpn import LPNConv, LPNFullyConnected, LPNFullyConvolutional
 from ..priors.networks import DnCNN
 from ..registry import build_model, register_model
-from ..unrolled import ISTANet, Unrolled, resnet_unrolled
+from ..unrolled import FlowPGD, ISTANet, Unrolled, resnet_unrolled
 from ..weights import load_model_weights, resolve_weights
 
 register_model("dncnn")(DnCNN)
@@ -44,6 +44,18 @@ def unrolled(operator, prox: str = "dncnn", prox_options: dict | None = None, st
         return net
 
     return Unrolled(operator, make, step=step, stages=stages, tied=tied, step_size=step_size, rho=rho)
+
+
+@register_model("flow-pgd", needs_operator=True)
+def flow_pgd(operator, flow_options: dict | None = None, flow_init: str | None = None, folds: int = 4, tied: bool = False,
+             step_size: float = 1.0, shrinkage: float = 0.1, memory_saving: bool = True) -> FlowPGD:
+    """A :class:`~proxlab.unrolled.FlowPGD` whose folds start from the GLOW ``flow_init`` (``zoo:NAME`` or a
+    ``.safetensors`` path; ``flow_options`` its architecture, those of the registered ``glow``)."""
+    flow = build_model("glow", **(flow_options or {}))
+    if flow_init:
+        load_model_weights(resolve_weights(flow_init), flow)
+    return FlowPGD(operator, flow, folds=folds, tied=tied, step_size=step_size, shrinkage=shrinkage,
+                   memory_saving=memory_saving)
 
 
 def _block_operator(operator, ratio: float):

@@ -4,11 +4,14 @@
 :class:`BlockUnrolled`, :class:`ISTANet` and :func:`resnet_unrolled` are PGD networks of it for block
 compressed sensing. :class:`LISTA` is the one exception, documented in :mod:`proxlab.unrolled.lista`: it
 learns the gradient map itself (matrices, not scalars around a fixed operator), so it is not a table entry.
+:class:`FlowPGD` (deep unfolding with GLOW priors) is built from the table's ``gradient_step`` and the flow's
+latent shrinkage; its start :math:`g(0)` and its last fold (a gradient step without shrinkage) are its own.
 """
 
 from .base import STEPS, AuxProx, Unrolled, UnrolledOutput
 from .istanet import BlockUnrolled, ISTANet, ISTANetProx, ResNetProx, resnet_unrolled
+from .flow_pgd import FlowPGD
 from .lista import LISTA, ista_parameters
 
 __all__ = ["Unrolled", "UnrolledOutput", "AuxProx", "STEPS", "LISTA", "ista_parameters", "BlockUnrolled", "ISTANet",
-           "ISTANetProx", "ResNetProx", "resnet_unrolled"]
+           "ISTANetProx", "ResNetProx", "resnet_unrolled", "FlowPGD"]

@@ -1,0 +1,91 @@
+"""Flow-PGD (deep unfolding with GLOW priors): its folds, its start, and memory-saving gradients equal to autograd's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from proxlab.operators import GaussianBlur, Inpainting
+from proxlab.operators.denoising import Denoising
+from proxlab.priors.flow import Glow
+from proxlab.registry import build_model
+from proxlab.unrolled import FlowPGD
+
+D = torch.float64
+
+
+def _flow(seed: int = 0, scale: float = 0.1) -> Glow:
+    flow = Glow(1, levels=2, steps=2, hidden=8, image_size=8).to(D)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=D))
+    return flow.eval()
+
+
+def _y(A, seed: int = 1) -> torch.Tensor:
+    x = torch.rand(2, 1, 8, 8, dtype=D, generator=torch.Generator().manual_seed(seed))
+    return A(x) + 0.05 * torch.randn(A(x).shape, dtype=D, generator=torch.Generator().manual_seed(seed + 1))
+
+
+@pytest.mark.parametrize("operator", [Denoising(), Inpainting.box((8, 8), 3), GaussianBlur(1.0)],
+                         ids=["denoise", "inpaint", "deblur"])
+def test_memory_saving_gradients_equal_autograd(operator):
+    """Every parameter's gradient (flows, μ, λ) and the gradient with respect to y, to 1e-6 in float64."""
+    A = operator.to(D)
+    y = _y(A)
+    grads = {}
+    for saving in (False, True):
+        torch.manual_seed(0)
+        net = FlowPGD(A, _flow(), folds=3, memory_saving=saving).to(D)
+        yy = y.clone().requires_grad_(True)
+        target = torch.rand(2, 1, 8, 8, dtype=D, generator=torch.Generator().manual_seed(9))
+        ((net(yy) - target) ** 2).sum().backward()
+        grads[saving] = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+        grads[saving]["y"] = yy.grad.clone()
+    assert set(grads[True]) == set(grads[False]) and len(grads[True]) > 20
+    for name, g in grads[False].items():
+        torch.testing.assert_close(grads[True][name], g, rtol=1e-6, atol=1e-9, msg=name)
+    assert float(grads[True]["raw_shrinkage"].abs().min()) > 0  # λ of every shrinking fold gets a gradient
+
+
+def test_start_is_the_flows_mode_and_folds_follow_the_paper():
+    A = Denoising()
+    flow = _flow(2)
+    net = FlowPGD(A, flow, folds=4, step_size=0.5, shrinkage=0.3, memory_saving=False).to(D)
+    y = _y(A)
+    out, xs = net(y, return_intermediates=True)
+    torch.testing.assert_close(xs[0], flow.inverse(torch.zeros(1, 64, dtype=D), 8, 8).expand(2, -1, -1, -1))
+    x = xs[0]
+    for k in range(3):  # folds 1..K-1: gradient step, shrink in the fold's own flow's latent space, back
+        xt = x - 0.5 * (x - y)
+        f = net.flows[k]
+        x = f.inverse(f.encode(xt) / 1.3, 8, 8)
+        torch.testing.assert_close(xs[k + 1], x, rtol=1e-6, atol=1e-8)  # μ, λ were float32 parameters
+    torch.testing.assert_close(out, x - 0.5 * (x - y), rtol=1e-6, atol=1e-8)  # fold K: g_K(f_K(x̃)) = x̃
+    assert len(net.flows) == 3 and net.step_sizes().shape == (4,) and net.shrinkages().shape == (3,)
+
+
+def test_no_shrinkage_and_a_full_step_return_y_when_denoising():
+    net = FlowPGD(Denoising(), _flow(3), folds=3, step_size=1.0, shrinkage=1e-12, memory_saving=False).to(D)
+    y = _y(Denoising())
+    torch.testing.assert_close(net(y), y, rtol=1e-8, atol=1e-10)
+
+
+def test_tied_flows_and_the_registered_model(tmp_path):
+    tied = FlowPGD(Denoising(), _flow(), folds=4, tied=True)
+    untied = FlowPGD(Denoising(), _flow(), folds=4)
+    n_flow = sum(p.numel() for p in _flow().parameters())
+    assert sum(p.numel() for p in tied.parameters()) == n_flow + 2
+    assert sum(p.numel() for p in untied.parameters()) == 3 * n_flow + 4 + 3
+    from proxlab.training.checkpoint import save_model
+
+    flow = Glow(1, levels=2, steps=1, hidden=8, image_size=8)
+    save_model(tmp_path / "flow.safetensors", flow)
+    net = build_model("flow-pgd", operator=Denoising(), flow_options={"levels": 2, "steps": 1, "hidden": 8, "image_size": 8},
+                      flow_init=str(tmp_path / "flow.safetensors"), folds=2)
+    torch.testing.assert_close(net.flows[0].blocks[0][0].invconv.lower, flow.blocks[0][0].invconv.lower)
+    with pytest.raises(TypeError, match="flow: expected a proxlab.priors.flow.Glow"):
+        FlowPGD(Denoising(), torch.nn.Identity())
+    with pytest.raises(ValueError, match="folds: expected an int >= 1, got 0"):
+        FlowPGD(Denoising(), flow, folds=0)
