@@ -139,3 +139,45 @@ def test_resnet_prox_gradcheck_float64():
 def test_resnet_prox_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ResNetProx(**kwargs)
+
+
+# ---------------------------------------------------------------- the flow-unrolling paper's baseline proxes
+@pytest.mark.parametrize("cls", [networks.ResNetProxBN, networks.UNetProx])
+def test_baseline_proxes_start_as_the_identity_then_learn(cls):
+    net = cls().train()
+    v = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(net(v), v, rtol=0, atol=0)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    target = v.clamp(0.2, 0.8)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = ((net(v) - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.7 * losses[0]  # the zero-initialised head is not a dead end
+
+
+def test_baseline_prox_parameter_counts_and_shapes():
+    # ResNet: lift 1·128·9+128, 2 blocks × 2 × (128·128·9 + BN 256), 1×1 head 2·(128·128+128) + 128+1
+    assert sum(p.numel() for p in networks.ResNetProxBN().parameters()) == \
+        (9 * 128 + 128) + 2 * 2 * (128 * 128 * 9 + 256) + 2 * (128 * 128 + 128) + 129
+    u = networks.UNetProx(features=8, levels=3)
+    assert u(torch.rand(1, 1, 24, 16)).shape == (1, 1, 24, 16)
+    with pytest.raises(ValueError, match="divisible by 8"):
+        u(torch.rand(1, 1, 20, 16))
+    with pytest.raises(ValueError, match="features: expected an int >= 1, got 0"):
+        networks.ResNetProxBN(features=0)
+    with pytest.raises(ValueError, match=r"ResNetProxBN: v must have shape \(B, 1, H, W\)"):
+        networks.ResNetProxBN()(torch.rand(1, 3, 8, 8))
+
+
+def test_baseline_prox_gradcheck_float64():
+    for net in (networks.ResNetProxBN(features=4, blocks=1), networks.UNetProx(features=2, levels=1)):
+        net = net.double().eval()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        v = torch.rand(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda t: net(t), (v,), eps=1e-6, atol=1e-6)

@@ -89,3 +89,13 @@ def test_tied_flows_and_the_registered_model(tmp_path):
         FlowPGD(Denoising(), torch.nn.Identity())
     with pytest.raises(ValueError, match="folds: expected an int >= 1, got 0"):
         FlowPGD(Denoising(), flow, folds=0)
+
+
+def test_frozen_flows_learn_only_the_step_sizes_and_shrinkages():
+    """The paper's PnP-GLOW baseline: the pre-trained flows are kept, μ and λ are trained."""
+    net = FlowPGD(Denoising(), _flow(), folds=3, train_flows=False).to(D)
+    trainable = [n for n, p in net.named_parameters() if p.requires_grad]
+    assert trainable == ["raw_step_size", "raw_shrinkage"]
+    y = _y(Denoising())
+    net(y).sum().backward()
+    assert net.raw_step_size.grad is not None and all(p.grad is None for p in net.flows.parameters())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..priors.flow import Glow
 from ..priors.lpn import LPNConv, LPNFullyConnected, LPNFullyConvolutional
-from ..priors.networks import DnCNN
+from ..priors.networks import DnCNN, ResNetProxBN, UNetProx
 from ..registry import build_model, register_model
 from ..unrolled import FlowPGD, ISTANet, Unrolled, resnet_unrolled
 from ..weights import load_model_weights, resolve_weights
@@ -26,6 +26,8 @@ register_model("lpn-conv")(LPNConv)
 register_model("lpn-fc")(LPNFullyConnected)
 register_model("lpn-fully-conv")(LPNFullyConvolutional)
 register_model("glow")(Glow)
+register_model("resnet-prox")(ResNetProxBN)
+register_model("unet-prox")(UNetProx)
 
 
 @register_model("unrolled", needs_operator=True)
@@ -48,14 +50,15 @@ def unrolled(operator, prox: str = "dncnn", prox_options: dict | None = None, st
 
 @register_model("flow-pgd", needs_operator=True)
 def flow_pgd(operator, flow_options: dict | None = None, flow_init: str | None = None, folds: int = 4, tied: bool = False,
-             step_size: float = 1.0, shrinkage: float = 0.1, memory_saving: bool = True) -> FlowPGD:
+             step_size: float = 1.0, shrinkage: float = 0.1, memory_saving: bool = True,
+             train_flows: bool = True) -> FlowPGD:
     """A :class:`~proxlab.unrolled.FlowPGD` whose folds start from the GLOW ``flow_init`` (``zoo:NAME`` or a
     ``.safetensors`` path; ``flow_options`` its architecture, those of the registered ``glow``)."""
     flow = build_model("glow", **(flow_options or {}))
     if flow_init:
         load_model_weights(resolve_weights(flow_init), flow)
     return FlowPGD(operator, flow, folds=folds, tied=tied, step_size=step_size, shrinkage=shrinkage,
-                   memory_saving=memory_saving)
+                   memory_saving=memory_saving, train_flows=train_flows)
 
 
 def _block_operator(operator, ratio: float):

@@ -56,10 +56,13 @@ class FlowPGD(nn.Module):
         Start values of μ (relative to :math:`1/\\|A\\|^2`) and λ.
     memory_saving:
         Recompute the flows' activations in the backward pass instead of storing them.
+    train_flows:
+        ``False`` freezes the flows (``requires_grad=False``): only μ and λ are learned — the paper's PnP-GLOW
+        baseline (its Table II).
     """
 
     def __init__(self, operator: LinearOperator, flow: Glow | Callable[[], Glow], folds: int = 4, tied: bool = False,
-                 step_size: float = 1.0, shrinkage: float = 0.1, memory_saving: bool = True):
+                 step_size: float = 1.0, shrinkage: float = 0.1, memory_saving: bool = True, train_flows: bool = True):
         super().__init__()
         if not isinstance(operator, LinearOperator):
             raise TypeError(f"operator: expected a proxlab LinearOperator, got {type(operator).__name__}")
@@ -72,6 +75,8 @@ class FlowPGD(nn.Module):
         n_flows = 1 if tied else max(folds - 1, 1)
         self.operator, self.folds, self.tied, self.memory_saving = operator, folds, bool(tied), bool(memory_saving)
         self.flows = nn.ModuleList([first] + [make() for _ in range(n_flows - 1)])
+        self.flows.requires_grad_(bool(train_flows))
+        self.train_flows = bool(train_flows)
         n = 1 if tied else folds
         mu = _STEP.check("step_size", check_positive("step_size", step_size))
         lam = _SHRINK.check("shrinkage", check_positive("shrinkage", shrinkage))
