@@ -153,6 +153,36 @@ def test_split(opts, ctx: RunContext) -> Section:
     return Section("Test images", metrics=results, html=html, figures=figures)
 
 
+class OODImagesOptions(BaseModel):
+    """Options of ``ood_images``: ``name`` of the image set and its ``data`` table (a ``[data]`` section of its
+    own, e.g. ``{ source = "mnist5k", pad = 2 }``), whose test split is scored."""
+
+    model_config = _OPTS
+    name: Annotated[str, Field(min_length=1)]
+    data: Annotated[dict[str, Any], Field(strict=False)]
+
+
+@register_protocol("ood_images", OODImagesOptions)
+def ood_images(opts: OODImagesOptions, ctx: RunContext) -> Section:
+    """The model and the classic baselines on out-of-distribution test images (another data set), same task."""
+    import dataclasses
+
+    from .config import DataConfig
+    from .datasets import build_splits
+    from .report import metrics_table, panel_figure
+
+    data = DataConfig.model_validate(opts.data)
+    test = build_splits(data, ctx.cfg.seed).test
+    if test.shape[1:] != ctx.splits.test.shape[1:]:
+        raise ValueError(f"evaluation.protocols.ood_images.data: its test images are {tuple(test.shape[1:])}, the "
+                         f"model's test images {tuple(ctx.splits.test.shape[1:])} (set size / pad to match)")
+    other = dataclasses.replace(ctx, splits=dataclasses.replace(ctx.splits, test=test))
+    results, panels = _evaluate_task(other, ctx.task, ctx.cfg.seed + 2)
+    results["name"] = opts.name
+    return Section(f"Out-of-distribution images: {opts.name}", metrics=results, html=metrics_table(ctx.cfg, results),
+                   figures={"ood_images.png": panel_figure(panels)})
+
+
 class PerturbationOptions(BaseModel):
     model_config = _OPTS
     images: Annotated[int, Field(ge=1)] = 64
