@@ -30,7 +30,9 @@ def sweep(tmp_path_factory):
     resnet = ('model={ name = "unrolled", options = { prox = "resnet-prox", prox_options = { features = 8, blocks = 1 }, '
               'step = "pgd", stages = 2, tied = false } }')
     runs = ('sweep.runs=[{ label = "glow-denoise" }, { label = "pnp-glow-denoise", set = ["model.options.train_flows=false"] }, '
-            f"{{ label = \"resnet-denoise\", set = ['{resnet}', \"training.lr=1e-3\"] }}]")
+            f"{{ label = \"resnet-denoise\", set = ['{resnet}', \"training.lr=1e-3\", "
+            "'evaluation.protocols=[{ name = \"test_split\" }, { name = \"ood_images\", options = { name = \"MNIST digits\", "
+            "data = { source = \"mnist5k\", pad = 2 } } }]'] }]")
     over = [f"data.path={d / 'train.idx'}", f"data.test_path={d / 'test.idx'}", flow, runs, "training.steps=3",
             "training.val_every=1", "training.batch_size=4", "evaluation.max_test_images=4"]
     return run_experiment("flow-pgd-fashion", out=d / "run", overrides=over, progress=False, echo=False), d
@@ -62,3 +64,14 @@ def test_pnp_glow_keeps_the_pretrained_flow(sweep):
     key = "blocks.0.0.coupling.net.0.weight"
     assert (pnp[f"flows.0.{key}"] == start[key]).all()
     assert not (trained[f"flows.0.{key}"] == start[key]).all()
+
+
+def test_fold_samples_of_the_flow_runs(sweep):
+    res, d = sweep
+    import json
+
+    child = json.loads((d / "run" / "runs" / "glow-denoise" / "metrics.json").read_text())
+    assert child["fold_samples"]["folds"] == 1 and len(child["fold_samples"]["sample_std"]) == 1
+    assert (d / "run" / "runs" / "glow-denoise" / "figure_fold_samples.png").stat().st_size > 1000
+    resnet = json.loads((d / "run" / "runs" / "resnet-denoise" / "metrics.json").read_text())
+    assert "fold_samples" not in resnet
