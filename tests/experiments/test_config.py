@@ -393,3 +393,18 @@ class TestDump:
     def test_toml_value_rejects_objects(self):
         with pytest.raises(TypeError, match="not a TOML value"):
             _validate.toml_value(object())
+
+
+def test_an_evaluation_only_override_needs_no_schedule_changes(tmp_path):
+    """``training.steps = 0`` on a training spec: the schedule keys (warm-up, milestones) are not checked against 0."""
+    from proxlab.experiments.runner import find_experiment
+
+    path = find_experiment("lpn-mnist")  # multistep, milestones = [2000], warm-up none
+    cfg = load_config(path, overrides=["training.steps=0", "training.init=zoo:lpn-mnist"])
+    assert cfg.resolved_stages[0].steps == 0
+    with pytest.raises(ConfigError, match=r"training.milestones\[0\]: expected an int in \(0, steps=10\), got 2000"):
+        load_config(path, overrides=["training.steps=10"])
+    glow = find_experiment("glow-mnist")  # warm-up 200
+    assert load_config(glow, overrides=["training.steps=0", f"training.init={tmp_path / 'w.safetensors'}"])
+    with pytest.raises(ConfigError, match=r"training.warmup_steps: expected an int < steps \(100\), got 200"):
+        load_config(glow, overrides=["training.steps=100"])

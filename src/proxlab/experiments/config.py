@@ -434,6 +434,15 @@ class TrainingConfig(_Section):
         if not _DEVICE.match(self.device):
             raise _Fail("device", f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
                                   f"{v.hint(self.device, ('auto', 'cpu', 'cuda'))}")
+        if self.steps > 0:  # steps = 0 evaluates only: the schedule is not used (an evaluation needs one override)
+            self._check_schedule()
+        _validate_part_options(_part(_LOSS_PARTS, self.loss, "loss"), self.loss_options, "loss_options")
+        if not (self.init in ("fresh", "previous") or self.init.startswith("zoo:") or self.init.endswith(".safetensors")):
+            raise _Fail("init", f"expected 'fresh', 'previous', 'zoo:NAME' or a .safetensors path, got {self.init!r}")
+        return self
+
+    def _check_schedule(self) -> None:
+        """The schedule keys against the steps (for a stage that trains)."""
         if self.warmup_steps and self.warmup_steps >= self.steps:
             raise _Fail("warmup_steps", f"expected an int < steps ({self.steps}), got {self.warmup_steps}")
         for i, m in enumerate(self.milestones):
@@ -449,10 +458,6 @@ class TrainingConfig(_Section):
             raise _Fail("milestones", "expected at least one milestone for schedule 'multistep', got []")
         if self.schedule == "step" and self.step_size < 1:
             raise _Fail("step_size", f"expected an int >= 1 for schedule 'step', got {self.step_size}")
-        _validate_part_options(_part(_LOSS_PARTS, self.loss, "loss"), self.loss_options, "loss_options")
-        if not (self.init in ("fresh", "previous") or self.init.startswith("zoo:") or self.init.endswith(".safetensors")):
-            raise _Fail("init", f"expected 'fresh', 'previous', 'zoo:NAME' or a .safetensors path, got {self.init!r}")
-        return self
 
 
 # ---------------------------------------------------------------- [evaluation]
