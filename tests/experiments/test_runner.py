@@ -134,3 +134,14 @@ def test_zoo_export_load_and_architecture_check(tmp_path, monkeypatch):
         zoo.load_zoo_model("tiny-dncnn")
     with pytest.raises(ValueError, match="did you mean 'tiny-dncnn'"):
         zoo.zoo_info("tiny-dncn")
+
+
+def test_a_folder_named_like_an_experiment_does_not_shadow_it(tmp_path, monkeypatch):
+    """A run folder called ``lpn-mnist`` in the working directory (``proxlab run lpn-mnist --out lpn-mnist``) must
+    not hide the shipped experiment of that name; any other folder is refused with a pointer to ``--resume``."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lpn-mnist").mkdir()
+    assert find_experiment("lpn-mnist").name == "lpn-mnist.toml" and find_experiment("lpn-mnist").is_file()
+    (tmp_path / "my-run").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"my-run is a folder, not a TOML file .*proxlab run --resume my-run"):
+        find_experiment("my-run")

@@ -67,10 +67,13 @@ def run_program_experiment(name: str, out: str | Path | None, overrides: list[st
 def find_experiment(name_or_path: str) -> Path:
     """A shipped experiment by name, or a path to a TOML file."""
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    if p.suffix == ".toml" or p.is_file():
         if not p.is_file():
             raise FileNotFoundError(f"experiment file not found: {p}")
         return p
+    if p.is_dir() and name_or_path not in shipped_experiments():  # a run folder is not a spec (use --resume DIR)
+        raise FileNotFoundError(f"experiment: {p} is a folder, not a TOML file nor a shipped experiment "
+                                f"(to continue a run in it: proxlab run --resume {p})")
     from .._checks import check_choice
 
     check_choice("experiment", name_or_path, shipped_experiments())
