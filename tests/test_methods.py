@@ -136,3 +136,22 @@ def test_wavelet_methods_need_even_sides():
     A, y = task.measure(x)
     with pytest.raises(ValueError, match=r"wavelet methods need even image sides, got \(33, 33\)"):
         M.reconstruct("fista-wavelet", A, y, task)
+
+
+def test_a_flow_plugs_into_pnp_through_its_latent_shrinkage():
+    """reconstruct("pnp-admm", ..., prior=Glow) runs PnP-ADMM with FlowPrior(flow, lam) (default λ 0.1)."""
+    from proxlab.methods import PNP_DEFAULTS, pnp, reconstruct
+    from proxlab.operators import GaussianBlur
+    from proxlab.priors.flow import FlowPrior, Glow
+
+    flow = Glow(1, levels=2, steps=1, hidden=8, image_size=8).eval()
+    A = GaussianBlur(1.0)
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = A(x)
+    for lam in (None, 0.5):
+        got = reconstruct("pnp-admm", A, y, "deblur", prior=flow, lam=lam, max_iter=5)
+        want = pnp("admm", A, y, FlowPrior(flow, PNP_DEFAULTS["flow_weight"] if lam is None else lam), rho=0.1,
+                   max_iter=5).x
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    stronger = reconstruct("pnp-admm", A, y, "deblur", prior=flow, lam=5.0, max_iter=5)
+    assert float((stronger - got).abs().max()) > 1e-3  # the weight reaches the prox

@@ -62,7 +62,7 @@ CLASSIC_METHODS: dict[str, Method] = {
     ]
 }
 # Plug-and-play defaults (the LPN paper's PnP-ADMM uses rho = 0.1 and 20 iterations for deblurring).
-PNP_DEFAULTS = {"rho": 0.1, "max_iter": 20}
+PNP_DEFAULTS = {"rho": 0.1, "max_iter": 20, "flow_weight": 0.1}  # flow_weight: a GLOW prior's λ (--lam)
 
 
 def get_method(name: str) -> Method:
@@ -124,6 +124,10 @@ def reconstruct(
     if m.prior == "learned":
         if prior is None:
             raise ValueError(f"method {method!r} needs a learned prior (e.g. --prior zoo:NAME)")
+        from .priors.flow import FlowPrior, Glow
+
+        if isinstance(prior, Glow):  # a flow plugs in through its latent shrinkage, of weight lam
+            prior = FlowPrior(prior, PNP_DEFAULTS["flow_weight"] if lam is None else lam)
         return pnp(m.solver, A, y, prior, rho=PNP_DEFAULTS["rho"] if rho is None else rho, max_iter=max_iter,
                    tol=tol, callback=callback).x
     with torch.no_grad():

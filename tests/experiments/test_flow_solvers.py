@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from proxlab.experiments.flow_solvers import LatentShrinkage, latent_map
+from proxlab.experiments.flow_solvers import latent_map
 from proxlab.experiments.runner import run_experiment
 from proxlab.operators.denoising import Denoising
-from proxlab.priors.flow import Glow
+from proxlab.priors.flow import FlowPrior, Glow
 from proxlab.training.checkpoint import save_model
 
 
@@ -25,7 +25,7 @@ def _flow(seed: int = 0) -> Glow:
 def test_latent_shrinkage_scales_tau_by_lambda():
     flow = _flow()
     v = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    prior = LatentShrinkage(flow, 0.3)
+    prior = FlowPrior(flow, 0.3)
     torch.testing.assert_close(prior(v, 0.5), flow.prox(v, 0.15), rtol=0, atol=0)
     z = flow.encode(prior(v, 2.0))
     torch.testing.assert_close(z, flow.encode(v) / 1.6, rtol=1e-4, atol=1e-5)

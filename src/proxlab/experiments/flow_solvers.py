@@ -5,7 +5,8 @@ Methods of the protocol ``flow_solvers`` (every weight chosen on validation imag
 scored on test images never used for choosing):
 
 - ``tv``: ADMM-TV (λ relative to ‖A‖², ADMM's penalty 30 λ, as in :mod:`~proxlab.experiments.pnp_parts`).
-- ``pnp-pgd-flow``, ``pnp-admm-flow``: PGD and ADMM with the flow's latent shrinkage as the prox,
+- ``pnp-pgd-flow``, ``pnp-admm-flow``: PGD and ADMM with the flow's latent shrinkage as the prox
+  (:class:`~proxlab.priors.flow.FlowPrior` of weight λ),
   :math:`\operatorname{prox}(v, \tau) = g(f(v) / (1 + \lambda\tau))`, the exact prox of
   :math:`\tfrac\lambda2 \|f(x)\|^2` in latent coordinates (PGD's τ is its step 1/‖A‖², ADMM's 1/ρ with
   ρ = ‖A‖²); λ from the grid, no training (the paper's PnP-GLOW baseline trains the step sizes instead).
@@ -27,10 +28,10 @@ from typing import Annotated, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..priors.base import Prior
+from ..priors.flow import FlowPrior
 from .parts import RunContext, Section, register_protocol
 
-__all__ = ["LatentShrinkage", "latent_map", "FLOW_METHODS", "FLOW_GRIDS"]
+__all__ = ["latent_map", "FLOW_METHODS", "FLOW_GRIDS"]
 
 _OPTS = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -43,19 +44,6 @@ FLOW_GRIDS: dict[str, tuple[float, ...]] = {
     "pnp-admm-lpn": (0.03, 0.1, 0.3, 1.0),
     "pnp-admm-dncnn": (0.03, 0.1, 0.3, 1.0),
 }
-
-
-class LatentShrinkage(Prior):
-    r"""``prior(v, tau) = flow.prox(v, lam * tau)``: the prox of :math:`\lambda \cdot \tfrac12\|f(x)\|^2` in the
-    flow's latent coordinates, for solvers that pass their own τ (PGD its step, ADMM 1/ρ)."""
-
-    def __init__(self, flow, lam: float):
-        super().__init__()
-        self.flow, self.lam = flow, float(lam)
-
-    def forward(self, v: torch.Tensor, tau: float | torch.Tensor = 1.0) -> torch.Tensor:
-        with torch.no_grad():
-            return self.flow.prox(v, self.lam * tau)
 
 
 def latent_map(flow, A, y: torch.Tensor, lam: float, iters: int = 50, lr: float = 0.05) -> torch.Tensor:
@@ -110,7 +98,7 @@ def _solve(method: str, weight: float, A, y, task, flow, zoo: dict, opts: FlowSo
     if method == "tv":
         return run_method("admm-tv", A, y, task, weight, None, opts.iters, shape)
     if method in ("pnp-pgd-flow", "pnp-admm-flow"):
-        prior = LatentShrinkage(flow, weight)
+        prior = FlowPrior(flow, weight)
         return pnp("pgd" if method == "pnp-pgd-flow" else "admm", A, y, prior, rho=1.0, max_iter=opts.iters).x
     if method == "latent-map":
         return latent_map(flow, A, y, weight, iters=opts.map_iters, lr=opts.map_lr)

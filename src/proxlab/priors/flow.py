@@ -471,9 +471,9 @@ class Glow(nn.Module):
             tau = check_positive("tau", tau, strict=False)
         return self.inverse(z / (1.0 + tau), v.shape[2], v.shape[3])
 
-    def as_prior(self) -> FlowPrior:
-        """This flow behind the :class:`~proxlab.priors.Prior` protocol."""
-        return FlowPrior(self)
+    def as_prior(self, weight: float = 1.0) -> FlowPrior:
+        """This flow behind the :class:`~proxlab.priors.Prior` protocol (latent shrinkage of ``weight · τ``)."""
+        return FlowPrior(self, weight)
 
     def extra_repr(self) -> str:
         return (f"in_channels={self.in_channels}, levels={self.levels}, steps={self.steps}, hidden={self.hidden}, "
@@ -482,16 +482,19 @@ class Glow(nn.Module):
 
 class FlowPrior(Prior):
     r"""A :class:`Glow` as a :class:`~proxlab.priors.Prior`: ``prior(v, tau)`` is the latent shrinkage
-    :meth:`Glow.prox`; capabilities ``prox``, ``log_prob``, ``grad_log_prob``."""
+    ``flow.prox(v, weight * tau)``, the exact prox of :math:`\text{weight} \cdot \tfrac12\|f(x)\|^2` in latent
+    coordinates (solvers pass their own τ: PGD its step, ADMM 1/ρ); capabilities ``prox``, ``log_prob``,
+    ``grad_log_prob``. The prox runs without a graph (a plug-in prior is not trained through)."""
 
-    def __init__(self, flow: Glow):
+    def __init__(self, flow: Glow, weight: float = 1.0):
         super().__init__()
         if not isinstance(flow, Glow):
             raise TypeError(f"flow: expected a proxlab.priors.flow.Glow, got {type(flow).__name__}")
-        self.flow = flow
+        self.flow, self.weight = flow, check_positive("weight", weight)
 
     def forward(self, v: torch.Tensor, tau: float | torch.Tensor = 1.0) -> torch.Tensor:
-        return self.flow.prox(v, tau)
+        with torch.no_grad():
+            return self.flow.prox(v, self.weight * tau)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return self.flow.log_prob(x)
