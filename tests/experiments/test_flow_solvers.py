@@ -65,3 +65,16 @@ def test_flow_solvers_protocol_chooses_from_the_grid_and_scores_the_centre(tmp_p
     assert row["tv"]["validation_scan"][row["tv"]["weight"]] == max(row["tv"]["validation_scan"].values())
     assert row["tv"]["psnr"] > 15.0  # TV on σ = 0.2 noise of digits: well above the noisy input's ~14 dB
     assert (tmp_path / "run" / "runs" / "denoise" / "figure_flow_solvers.png").is_file()
+
+
+def test_a_diverging_weight_is_recorded_not_raised():
+    from proxlab.experiments.flow_solvers import validation_scan
+
+    def score(w):
+        if w > 1:
+            raise FloatingPointError("Glow.inverse at level0.step0.coupling: 3 non-finite value(s)")
+        return 20.0 + w
+
+    assert validation_scan((0.5, 1.0, 2.0), score) == {0.5: 20.5, 1.0: 21.0, 2.0: None}
+    with pytest.raises(ZeroDivisionError):  # only the flow's own divergence is caught
+        validation_scan((1.0,), lambda w: 1 / 0)

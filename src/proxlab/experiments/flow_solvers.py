@@ -64,6 +64,18 @@ def latent_map(flow, A, y: torch.Tensor, lam: float, iters: int = 50, lr: float 
         return flow.inverse(z, h, w)
 
 
+def validation_scan(grid, score) -> dict[float, float | None]:
+    """``{w: score(w)}`` over the grid; ``None`` where the solver diverged (a flow's layer raised
+    ``FloatingPointError`` on a NaN or Inf: the known failure of flow priors in PnP, recorded, not hidden)."""
+    out: dict[float, float | None] = {}
+    for w in grid:
+        try:
+            out[w] = score(w)
+        except FloatingPointError:
+            out[w] = None
+    return out
+
+
 def _central(x: torch.Tensor, side: int) -> torch.Tensor:
     if side <= 0 or side >= x.shape[-1]:
         return x
@@ -132,28 +144,39 @@ def flow_solvers(opts: FlowSolversOptions, ctx: RunContext) -> Section:
     row, panels = {}, {"truth": _central(x_test, side)[:4]}
     for method in opts.methods:
         (A_val, y_val), (A, y), xv, xt = problems["crop" if method == "pnp-admm-lpn" and "crop" in problems else "full"]
-        scan = {}
-        for w in grids[method]:
-            rec = _solve(method, w, A_val, y_val, task, flow, zoo, opts, xv.shape[1:]).clamp(0, 1)
-            scan[w] = float(psnr(_central(rec, side), _central(xv, side)).mean())
-        best = max(scan, key=scan.get)
+        scan = validation_scan(grids[method], lambda w: float(psnr(_central(
+            _solve(method, w, A_val, y_val, task, flow, zoo, opts, xv.shape[1:]).clamp(0, 1), side), _central(xv, side)).mean()))
+        finite = {w: v for w, v in scan.items() if v is not None}
+        if not finite:
+            ctx.log(f"{task.describe()}: {method} diverged (NaN/Inf in the flow) at every weight {list(scan)}")
+            row[method] = {"diverged": True, "validation_scan": scan}
+            continue
+        best = max(finite, key=finite.get)
         t0 = time.perf_counter()
-        rec = _solve(method, best, A, y, task, flow, zoo, opts, xt.shape[1:]).clamp(0, 1)
+        try:
+            rec = _solve(method, best, A, y, task, flow, zoo, opts, xt.shape[1:]).clamp(0, 1)
+        except FloatingPointError as err:
+            ctx.log(f"{task.describe()}: {method} diverged on the test images at weight {best:g}: {err}")
+            row[method] = {"diverged": True, "weight": best, "validation_scan": scan}
+            continue
         seconds = time.perf_counter() - t0
         rc, tc = _central(rec, side), _central(xt, side)
         row[method] = {"psnr": float(psnr(rc, tc).mean()), "ssim": float(ssim(rc, tc).mean()), "weight": best,
-                       "seconds": seconds, "validation_scan": scan}
+                       "seconds": seconds, "validation_scan": scan, "diverged_weights": [w for w, v in scan.items() if v is None]}
         panels[method] = rc[:4]
     if "full" in problems:
         from .figures import measurement_image
 
         (_, _), (A, y), _, xt = problems["full"]
         panels["measurement"] = _central(measurement_image(A, y[:4], tuple(xt[:4].shape)), side)
-    ctx.log(f"{task.describe()}: " + ", ".join(f"{m} {v['psnr']:.2f}" for m, v in row.items()))
+    ctx.log(f"{task.describe()}: " + ", ".join(f"{m} {v['psnr']:.2f}" if "psnr" in v else f"{m} diverged"
+                                               for m, v in row.items()))
     cols = ["truth", "measurement", *row]
     fig = comparison_grid({"test image 0": panels}, ["test image 0"], [c for c in cols if c in panels])
     body = "".join(f"<tr><td>{html.escape(m)}</td><td>{v['weight']:g}</td><td>{v['psnr']:.2f}</td><td>{v['ssim']:.3f}"
-                   f"</td><td>{v['seconds']:.1f}</td></tr>" for m, v in row.items())
+                   f"</td><td>{v['seconds']:.1f}</td></tr>" if "psnr" in v else
+                   f"<tr><td>{html.escape(m)}</td><td colspan=4>diverged (NaN/Inf inside the flow)</td></tr>"
+                   for m, v in row.items())
     return Section(f"The flow as a prior: {task.describe()}", metrics=row, figures={"flow_solvers.png": fig},
                    html=f"<p>{len(x_val)} validation and {len(x_test)} test images, scored on the central "
                         f"{side or x_test.shape[-1]}-pixel square.</p><table><tr><th>method</th><th>weight</th>"
@@ -169,8 +192,9 @@ def flow_solvers_table(opts, ctx: RunContext) -> Section:
     methods = list(dict.fromkeys(m for r in results.values() for m in r))
     head = "<tr><th>task</th>" + "".join(f"<th>{html.escape(m)}</th>" for m in methods) + "</tr>"
     body = "".join(f"<tr><td>{html.escape(ctx.children[k]['cfg'].build_task().describe())}</td>"
-                   + "".join(f"<td>{r[m]['psnr']:.2f} / {r[m]['ssim']:.3f}</td>" if m in r else "<td></td>"
-                             for m in methods) + "</tr>" for k, r in results.items())
+                   + "".join(f"<td>{r[m]['psnr']:.2f} / {r[m]['ssim']:.3f}</td>" if "psnr" in r.get(m, {}) else
+                             ("<td>diverged</td>" if m in r else "<td></td>") for m in methods) + "</tr>"
+                   for k, r in results.items())
     figures = {}
     for label, c in ctx.children.items():
         png = c["folder"] / "figure_flow_solvers.png"
