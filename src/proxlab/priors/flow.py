@@ -189,17 +189,21 @@ class _ZeroConv(nn.Conv2d):
 
 class AffineCoupling(nn.Module):
     r"""Affine coupling: split channels ``x = (x_a, x_b)``; :math:`(t, r) = \mathrm{NN}(x_a)`,
-    :math:`y_b = (x_b + t) \odot s`, :math:`s = \sigmoid(r + 2)`; log-det :math:`\sum \log s`.
+    :math:`y_b = (x_b + t) \odot s`, :math:`s = s_{\min} + (1 - s_{\min}) \sigmoid(r + 2)`; log-det
+    :math:`\sum \log s`. ``min_scale`` :math:`s_{\min} = 0` is Glow's form; :math:`s_{\min} > 0` bounds the
+    inverse's amplification :math:`1/s` per coupling (off the data, Glow's scales can reach 1e-10).
 
     ``additive=True``: :math:`y_b = x_b + t` (volume-preserving, log-det 0). ``NN`` is a 3×3 conv, ReLU, a
     1×1 conv, ReLU, and a zero-initialised 3×3 conv.
     """
 
-    def __init__(self, channels: int, hidden: int, additive: bool = False):
+    def __init__(self, channels: int, hidden: int, additive: bool = False, min_scale: float = 0.0):
         super().__init__()
         if channels < 2:
             raise ValueError(f"channels: a coupling needs at least 2 channels, got {channels}")
-        self.additive = bool(additive)
+        if not 0.0 <= min_scale < 1.0:
+            raise ValueError(f"min_scale: expected a number in [0, 1), got {min_scale!r}")
+        self.additive, self.min_scale = bool(additive), float(min_scale)
         self.split = channels // 2
         out = channels - self.split
         self.net = nn.Sequential(
@@ -214,7 +218,8 @@ class AffineCoupling(nn.Module):
         h = self.net(xa.contiguous(memory_format=torch.channels_last))
         if self.additive:
             return h, None
-        return h[:, 0::2], torch.sigmoid(h[:, 1::2] + 2.0)
+        scale = torch.sigmoid(h[:, 1::2] + 2.0)
+        return h[:, 0::2], scale if self.min_scale == 0.0 else self.min_scale + (1.0 - self.min_scale) * scale
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xa, xb = x[:, : self.split], x[:, self.split:]
@@ -270,11 +275,12 @@ class SplitPrior(nn.Module):
 class FlowStep(nn.Module):
     """One step of flow: :class:`ActNorm` → :class:`InvConv1x1` → :class:`AffineCoupling`."""
 
-    def __init__(self, channels: int, hidden: int, additive: bool = False, generator: torch.Generator | None = None):
+    def __init__(self, channels: int, hidden: int, additive: bool = False, generator: torch.Generator | None = None,
+                 min_scale: float = 0.0):
         super().__init__()
         self.actnorm = ActNorm(channels)
         self.invconv = InvConv1x1(channels, generator)
-        self.coupling = AffineCoupling(channels, hidden, additive)
+        self.coupling = AffineCoupling(channels, hidden, additive, min_scale)
 
     def layers(self) -> list[tuple[str, nn.Module]]:
         return [("actnorm", self.actnorm), ("invconv", self.invconv), ("coupling", self.coupling)]
@@ -303,6 +309,8 @@ class Glow(nn.Module):
         The side of images drawn by :meth:`sample` (the flow itself takes any admissible size).
     check_finite:
         Raise ``FloatingPointError`` naming the layer when a NaN or Inf appears (a reduction per layer).
+    min_scale:
+        Lower bound of the affine couplings' scales (0: Glow's ``sigmoid(r + 2)``); see :class:`AffineCoupling`.
     seed:
         Seeds the random rotations that initialise the 1×1 convolutions.
 
@@ -312,7 +320,8 @@ class Glow(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, levels: int = 3, steps: int = 8, hidden: int = 128,
-                 coupling: str = "affine", image_size: int = 32, check_finite: bool = True, seed: int = 0):
+                 coupling: str = "affine", image_size: int = 32, check_finite: bool = True, seed: int = 0,
+                 min_scale: float = 0.0):
         super().__init__()
         for name, val in (("in_channels", in_channels), ("levels", levels), ("steps", steps), ("hidden", hidden),
                           ("image_size", image_size)):
@@ -330,7 +339,8 @@ class Glow(nn.Module):
         c = in_channels
         for level in range(levels):
             c *= 4
-            self.blocks.append(nn.ModuleList(FlowStep(c, hidden, coupling == "additive", gen) for _ in range(steps)))
+            self.blocks.append(nn.ModuleList(FlowStep(c, hidden, coupling == "additive", gen, min_scale)
+                                             for _ in range(steps)))
             if level < levels - 1:
                 self.splits.append(SplitPrior(c))
                 c -= c // 2
