@@ -6,13 +6,15 @@ noise σ (default 0.2): the smallest affine-coupling scale seen on clean and on 
 scales are bounded from below *after* training (a probe of the mechanism, not a model one would ship: the
 likelihood column shows what the bound costs). Prints a table; writes ``benchmarks/results/flow_inverse_stability.json``.
 
-    python benchmarks/flow_inverse_stability.py WEIGHTS.safetensors [--sigma 0.2] [--min-scale 0 0.01 0.1 0.3]
+    python benchmarks/flow_inverse_stability.py WEIGHTS.safetensors [--coupling affine|additive] [--sigma 0.2]
+        [--min-scale 0 0.01 0.1 0.3] [--out JSON]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -40,19 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("weights")
     p.add_argument("--sigma", type=float, default=0.2)
     p.add_argument("--min-scale", type=float, nargs="+", default=[0.0, 0.01, 0.1, 0.3])
+    p.add_argument("--coupling", default="affine", choices=["affine", "additive"], help="the flow's coupling")
+    p.add_argument("--out", default=str(OUT))
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     x = torch.nn.functional.pad(mnist5k("test")[0][:8], (2, 2, 2, 2))
     y = x + a.sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     rows = []
     for ms in a.min_scale:
-        flow = Glow(1, 3, 8, 128)
+        flow = Glow(1, 3, 8, 128, coupling=a.coupling)
         load_model_weights(a.weights, flow)
         flow.eval()
         for m in flow.modules():
             if isinstance(m, AffineCoupling):
                 m.min_scale = ms
-        row = {"min_scale": ms, "smallest_scale_clean": smallest_scale(flow, x), "smallest_scale_noisy": smallest_scale(flow, y)}
+        additive = a.coupling == "additive"  # no scales: the bound does not apply
+        row = {"min_scale": ms, "smallest_scale_clean": 1.0 if additive else smallest_scale(flow, x),
+               "smallest_scale_noisy": 1.0 if additive else smallest_scale(flow, y)}
         with torch.no_grad():
             row["clean_bits_per_dim"] = float(flow.bits_per_dim(x, generator=torch.Generator().manual_seed(1)).mean())
             z = flow.encode(y)
@@ -66,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
                           for lam in (0.01, 0.1, 0.5))
         print(f"min_scale {ms:<5g} scales ≥ {row['smallest_scale_clean']:.1e} clean / {row['smallest_scale_noisy']:.1e} noisy; "
               f"clean {row['clean_bits_per_dim']:.3f} bits/dim; max |g(f(y)/(1+λ)) − y|: {cells}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"command": "python benchmarks/flow_inverse_stability.py " + " ".join(argv or []),
-                               "weights": str(a.weights), "sigma": a.sigma, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {OUT}")
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": "python benchmarks/flow_inverse_stability.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                               "weights": str(a.weights), "coupling": a.coupling, "sigma": a.sigma, "rows": rows},
+                              indent=2) + "\n")
+    print(f"wrote {out}")
     return 0
 
 

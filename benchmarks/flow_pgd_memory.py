@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import os
 import platform
 import statistics
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"steps/level {steps}: saved for backward {row['saved_MB_plain']:8.1f} MB plain, "
               f"{row['saved_MB_recomputed']:6.1f} MB recomputed; forward+backward {row['seconds_plain']:.2f} s / "
               f"{row['seconds_recomputed']:.2f} s ({row['seconds_recomputed'] / row['seconds_plain']:.2f}x)")
-    out = {"command": "python benchmarks/flow_pgd_memory.py " + " ".join(argv or []), "threads": a.threads,
+    out = {"command": "python benchmarks/flow_pgd_memory.py " + " ".join(sys.argv[1:] if argv is None else argv), "threads": a.threads,
            "batch": a.batch, "folds": 4, "rows": rows, "wall_s": time.perf_counter() - t_start,
            "load_average": os.getloadavg(), "machine": {"python": platform.python_version(), "torch": torch.__version__,
                                                        "cpus": os.cpu_count()}}
