@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..priors.flow import bits_per_dim, dequantize
-from .parts import LossContext, register_loss
+from .parts import LossContext, RunContext, Section, register_loss, register_protocol
 
 _OPTS = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -122,9 +122,6 @@ def _likelihood_html(m: dict) -> str:
             f"<p>{m['test_images']} test images, dequantised once (seed {m['seed']}); bits per original pixel = "
             "the whole image's code length over the pixels before padding (the padding's share included, so it "
             "is an upper bound on the digit's own code length).</p>")
-
-
-from .parts import RunContext, Section, register_protocol  # noqa: E402
 
 
 @register_protocol("flow_likelihood", FlowLikelihoodOptions)
