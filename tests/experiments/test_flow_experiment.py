@@ -78,3 +78,18 @@ def test_probe_reports_perturbations_and_the_out_of_distribution_set(tiny_run):
     assert ood["ood_median"] > ood["in_distribution_median"]  # uniform noise images are far less likely than digits
     assert ood["ood_scored_more_likely"] is False and ood["fraction_ood_below_in_median"] == 0.0
     assert (out / "figure_flow_probe.png").is_file() and (out / "figure_flow_ood.png").is_file()
+
+
+def test_flow_nll_with_smoothing_noise_draws_it_from_the_trainer_generator():
+    from proxlab.experiments.flow_parts import flow_nll_loss
+
+    class Step:
+        def __init__(self, seed):
+            self.generator = torch.Generator().manual_seed(seed)
+
+    flow = Glow(1, levels=2, steps=1, hidden=8, image_size=8).eval()
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    plain, noisy = flow_nll_loss(0.0), flow_nll_loss(0.05)
+    assert float(noisy(flow, x, Step(1))) == pytest.approx(float(noisy(flow, x, Step(1))), rel=1e-6)  # seeded
+    assert abs(float(noisy(flow, x, Step(1))) - float(plain(flow, x, Step(1)))) > 1e-3  # the noise reaches the loss
+    assert validation_bits_per_dim(flow, x, seed=3, noise=0.05) != pytest.approx(validation_bits_per_dim(flow, x, seed=3))
