@@ -53,7 +53,8 @@ from proxlab.priors.classic import (
     soft_threshold_unchecked,
 )
 from proxlab.priors.lpn import LPNConv, LPNFullyConnected, LPNFullyConvolutional
-from proxlab.priors.networks import DnCNN
+from proxlab.priors.flow import FlowPrior, Glow
+from proxlab.priors.networks import DnCNN, ResNetProxBN, UNetProx
 
 D = torch.float64
 
@@ -80,11 +81,20 @@ def _lpn(cls, **kw):
     return m
 
 
+def _perturbed(m: torch.nn.Module, scale: float = 0.1) -> torch.nn.Module:
+    """``m`` with every parameter moved at random (zero-initialised heads would make it the identity)."""
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+    return m
+
+
 @dataclass(frozen=True)
 class Case:
     make: Callable[[], torch.nn.Module]
     shape: tuple[int, ...]  # one sample
-    family: str  # "classic", "lpn", "network"
+    family: str  # "classic", "lpn", "network", "flow"
     tau: float = 0.5
     box: tuple[float | None, float | None] | None = None  # the domain of g, where it is a constraint
     slack: float = 1e-9  # brute-force slack in F
@@ -117,6 +127,11 @@ CASES: dict[str, Case] = {
     "dncnn": Case(lambda: DnCNN(depth=3, features=4), (1, 6, 6), "network"),
     "dncnn-no-batch-norm": Case(lambda: DnCNN(channels=2, depth=3, features=3, batch_norm=False), (2, 4, 4),
                                 "network"),
+    "resnet-prox": Case(lambda: _perturbed(ResNetProxBN(features=4, blocks=1)), (1, 6, 6), "network"),
+    "unet-prox": Case(lambda: _perturbed(UNetProx(features=2, levels=1)), (1, 6, 6), "network"),
+    # a flow's latent shrinkage is a prox in latent coordinates (checked in tests/priors/test_flow.py), here a network
+    "flow": Case(lambda: FlowPrior(_perturbed(Glow(1, levels=1, steps=1, hidden=4, image_size=4), 0.05), 0.5),
+                 (1, 4, 4), "flow"),
 }
 
 
@@ -137,7 +152,7 @@ def test_every_prior_of_the_library_is_in_the_suite():
     """A new Prior subclass must be added to CASES (base classes without a prox of their own excepted)."""
     abstract = {"LearnedProximalNetwork"}
     found = set()
-    for module in ("proxlab.priors.classic", "proxlab.priors.lpn", "proxlab.priors.networks"):
+    for module in ("proxlab.priors.classic", "proxlab.priors.lpn", "proxlab.priors.networks", "proxlab.priors.flow"):
         for name, obj in inspect.getmembers(importlib.import_module(module), inspect.isclass):
             if issubclass(obj, Prior) and obj is not Prior and not name.startswith("_") and name not in abstract:
                 found.add(obj)
@@ -149,7 +164,7 @@ def test_every_prior_of_the_library_is_in_the_suite():
 def test_capabilities_and_shapes(name):
     case, prior = CASES[name], _prior(name)
     expected = {"classic": {"prox", "regularizer"}, "lpn": {"prox", "regularizer", "after_optimizer_step"},
-                "network": {"prox"}}[case.family]
+                "network": {"prox"}, "flow": {"prox", "log_prob", "grad_log_prob"}}[case.family]
     assert capabilities(prior) == expected
     v = torch.randn((3,) + case.shape, dtype=D, generator=_gen(0))
     out = prior(v, case.tau)

@@ -494,7 +494,8 @@ class FlowPrior(Prior):
     r"""A :class:`Glow` as a :class:`~proxlab.priors.Prior`: ``prior(v, tau)`` is the latent shrinkage
     ``flow.prox(v, weight * tau)``, the exact prox of :math:`\text{weight} \cdot \tfrac12\|f(x)\|^2` in latent
     coordinates (solvers pass their own τ: PGD its step, ADMM 1/ρ); capabilities ``prox``, ``log_prob``,
-    ``grad_log_prob``. The prox runs without a graph (a plug-in prior is not trained through)."""
+    ``grad_log_prob``. The prox records a graph only when ``v`` requires a gradient: a plug-in prior in a PnP loop
+    then keeps no chain of graphs from one iteration to the next."""
 
     def __init__(self, flow: Glow, weight: float = 1.0):
         super().__init__()
@@ -503,7 +504,7 @@ class FlowPrior(Prior):
         self.flow, self.weight = flow, check_positive("weight", weight)
 
     def forward(self, v: torch.Tensor, tau: float | torch.Tensor = 1.0) -> torch.Tensor:
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and v.requires_grad):
             return self.flow.prox(v, self.weight * tau)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
