@@ -103,23 +103,29 @@ class FlowLikelihoodOptions(BaseModel):
     max_images: Annotated[int, Field(ge=0)] = 0
 
 
-def sample_grid_figure(model, temperatures, n: int, seed: int = 0) -> bytes:
-    """One grid of ``n`` samples per temperature, side by side, as PNG bytes."""
+def grids_figure(batches: list[torch.Tensor], titles: list[str], width: float = 3.2) -> bytes:
+    """One square grid of grey images per batch ``(n, 1, H, W)``, side by side with its title, as PNG bytes."""
     from .figures import png_bytes, pyplot
 
     plt = pyplot()
-    side = int(round(n ** 0.5))
-    fig, axes = plt.subplots(1, len(temperatures), figsize=(3.2 * len(temperatures), 3.4), squeeze=False)
-    for ax, t in zip(axes[0], temperatures):
-        x = model.sample(side * side, temperature=t, generator=torch.Generator().manual_seed(seed)).clamp(0, 1).cpu()
+    fig, axes = plt.subplots(1, len(batches), figsize=(width * len(batches), width + 0.2), squeeze=False)
+    for ax, x, title in zip(axes[0], batches, titles):
+        side = max(1, int(len(x) ** 0.5))
+        x = x[: side * side].clamp(0, 1).detach().cpu()
         h, w = x.shape[-2:]
         grid = x[:, 0].reshape(side, side, h, w).permute(0, 2, 1, 3).reshape(side * h, side * w)
         ax.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"T = {t:g}", fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
     return png_bytes(fig, dpi=110)
+
+
+def sample_grid_figure(model, temperatures, n: int, seed: int = 0) -> bytes:
+    """One grid of ``n`` samples per temperature, side by side, as PNG bytes."""
+    batches = [model.sample(n, temperature=t, generator=torch.Generator().manual_seed(seed)) for t in temperatures]
+    return grids_figure(batches, [f"T = {t:g}" for t in temperatures])
 
 
 def _likelihood_html(m: dict) -> str:

@@ -293,27 +293,17 @@ class FoldSamplesOptions(BaseModel):
 def fold_samples(opts: FoldSamplesOptions, ctx: RunContext) -> Section:
     """Samples from each fold's flow of a trained flow-PGD (what each fold's prior has become after fine-tuning)."""
     from ..unrolled import FlowPGD
-    from .figures import png_bytes, pyplot
+    from .flow_parts import grids_figure
 
     if not isinstance(ctx.model, FlowPGD):
         raise TypeError(f"evaluation.protocols.fold_samples: needs a flow-pgd model, got {type(ctx.model).__name__}")
     size = ctx.splits.test.shape[-1]
     grids = ctx.model.cpu().eval().sample_folds(opts.samples, opts.temperature, torch.Generator().manual_seed(ctx.cfg.seed),
                                                 size=size)
-    plt = pyplot()
-    side = max(1, int(round(opts.samples ** 0.5)))
-    fig, axes = plt.subplots(1, len(grids), figsize=(2.6 * len(grids), 2.8), squeeze=False)
-    for k, (ax, x) in enumerate(zip(axes[0], grids)):
-        x = x[: side * side].clamp(0, 1)
-        img = x[:, 0].reshape(side, side, size, size).permute(0, 2, 1, 3).reshape(side * size, side * size)
-        ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"fold {k + 1}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
+    figure = grids_figure(grids, [f"fold {k + 1}" for k in range(len(grids))], width=2.6)
     spread = [float(x.std()) for x in grids]
     return Section(f"Samples from each fold's flow (T = {opts.temperature:g})",
                    metrics={"folds": len(grids), "sample_std": spread},
                    html="<p>One grid per fold: after end-to-end fine-tuning a fold's flow is no longer the pre-trained "
                         "prior, and its samples show what it has become.</p>",
-                   figures={"fold_samples.png": png_bytes(fig, dpi=100)})
+                   figures={"fold_samples.png": figure})

@@ -16,7 +16,7 @@ exact prox of :math:`\tfrac\lambda2\|z\|^2` because every latent of :class:`~pro
 :math:`\mu_k` (relative to :math:`1/\|A\|^2`) and :math:`\lambda_k` are positive (softplus) and learned; the
 parameter names ``flows.*`` and ``raw_step_size`` / ``raw_shrinkage`` let a spec give them their own learning
 rates (the paper: 1e-5 for the flows, 1e-2 for μ, λ). ``memory_saving=True`` runs each flow through
-:func:`~proxlab.priors.flow.encode_recomputed` / :func:`~proxlab.priors.flow.decode_recomputed`: its activations are
+:func:`~proxlab.priors.flow_recompute.encode_recomputed` / :func:`~proxlab.priors.flow_recompute.decode_recomputed`: its activations are
 rebuilt from its outputs in the backward pass (Putzky & Welling 2019), so memory does not grow with the flows' depth.
 """
 
@@ -30,7 +30,8 @@ from torch import nn
 
 from .._checks import check_positive
 from ..operators import LinearOperator
-from ..priors.flow import Glow, decode_recomputed, encode_recomputed
+from ..priors.flow import Glow
+from ..priors.flow_recompute import decode_recomputed, encode_recomputed
 from ..solvers.steps import Scalar, gradient_step
 
 __all__ = ["FlowPGD"]

@@ -1,0 +1,112 @@
+"""Memory-saving backpropagation through a :class:`~proxlab.priors.flow.Glow` (Putzky & Welling, 2019): keep only
+the flow's output, and in the backward pass rebuild each layer's input from its output with the layer's inverse, one
+layer at a time. Memory does not grow with the flow's depth; compute grows by about one pass through every layer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .flow import Glow
+
+__all__ = ["encode_recomputed", "decode_recomputed"]
+
+
+class _Op:
+    """One bijection of the flow on the state ``(h, done)``: ``h`` the tensor still being transformed,
+    ``done`` the flat latents split off so far ``(B, n)``. ``params`` are the module's parameters."""
+
+    def __init__(self, fwd, inv, params):
+        self.fwd, self.inv, self.params = fwd, inv, list(params)
+
+
+def _layer_ops(flow: Glow, height: int, width: int) -> list[_Op]:
+    """The encoding direction of ``flow`` (x → z) as a list of :class:`_Op` for images of ``height × width``."""
+    ops = [_Op(lambda h, d: (h - 0.5, d), lambda h, d: (h + 0.5, d), [])]
+    shapes = flow.latent_shapes(height, width)
+    for level, block in enumerate(flow.blocks):
+        ops.append(_Op(lambda h, d: (F.pixel_unshuffle(h, 2), d), lambda h, d: (F.pixel_shuffle(h, 2), d), []))
+        for step in block:
+            for _, layer in step.layers():
+                ops.append(_Op(lambda h, d, m=layer: (m(h)[0], d), lambda h, d, m=layer: (m.inverse(h), d),
+                               layer.parameters()))
+        if level < flow.levels - 1:
+            split, (c, hh, ww) = flow.splits[level], shapes[level]
+
+            def fwd(h, d, m=split):
+                h2, eps, _ = m(h)
+                return h2, torch.cat([d, eps.flatten(1)], 1)
+
+            def inv(h, d, m=split, c=c, hh=hh, ww=ww):
+                n = c * hh * ww
+                return m.inverse(h, d[:, d.shape[1] - n:].reshape(-1, c, hh, ww)), d[:, : d.shape[1] - n]
+
+            ops.append(_Op(fwd, inv, split.parameters()))
+    return ops
+
+
+class _Recomputed(torch.autograd.Function):
+    """Apply ``ops`` (each ``fwd`` or, with ``reverse``, each ``inv`` in reverse order) to the state
+    ``(h, done)`` without keeping activations; the backward pass rebuilds them from the output."""
+
+    @staticmethod
+    def forward(ctx, ops, reverse, h, done, *params):
+        seq = [(op.inv, op.fwd, op) for op in reversed(ops)] if reverse else [(op.fwd, op.inv, op) for op in ops]
+        with torch.no_grad():
+            for apply, _, _ in seq:
+                h, done = apply(h, done)
+        ctx.seq, ctx.n_params = seq, len(params)
+        ctx.param_index = {id(p): i for i, p in enumerate(params)}
+        ctx.save_for_backward(h, done)
+        return h, done
+
+    @staticmethod
+    def backward(ctx, grad_h, grad_done):
+        h, done = ctx.saved_tensors
+        grads: list = [None] * ctx.n_params
+        grad_h = torch.zeros_like(h) if grad_h is None else grad_h
+        grad_done = torch.zeros_like(done) if grad_done is None else grad_done
+        for apply, undo, op in reversed(ctx.seq):
+            with torch.no_grad():
+                h_in, d_in = undo(h, done)  # this layer's input, from its output
+            with torch.enable_grad():
+                h_req, d_req = h_in.detach().requires_grad_(True), d_in.detach().requires_grad_(True)
+                h_out, d_out = apply(h_req, d_req)
+                wrt = [h_req, d_req] + [p for p in op.params if p.requires_grad]
+                g = torch.autograd.grad((h_out, d_out), wrt, (grad_h, grad_done), allow_unused=True)
+            grad_h = g[0] if g[0] is not None else torch.zeros_like(h_in)
+            grad_done = g[1] if g[1] is not None else torch.zeros_like(d_in)
+            for p, gp in zip(wrt[2:], g[2:]):
+                if gp is not None:
+                    i = ctx.param_index[id(p)]
+                    grads[i] = gp if grads[i] is None else grads[i] + gp
+            h, done = h_in, d_in
+        return (None, None, grad_h, grad_done, *grads)
+
+
+def encode_recomputed(flow: Glow, x: torch.Tensor) -> torch.Tensor:
+    r""":math:`f(x)` as :meth:`Glow.encode`, but its backward pass recomputes the activations from the output
+    (memory independent of the flow's depth; about one extra forward pass of compute). The log-det is not
+    computed (the flow-unrolled method does not need it)."""
+    flow._check_input(x)
+    ops = _layer_ops(flow, x.shape[2], x.shape[3])
+    params = [p for p in flow.parameters()]
+    h, done = _Recomputed.apply(ops, False, x, x.new_zeros(x.shape[0], 0), *params)
+    return torch.cat([done, h.flatten(1)], 1)
+
+
+def decode_recomputed(flow: Glow, z: torch.Tensor, height: int | None = None, width: int | None = None) -> torch.Tensor:
+    r""":math:`g(z)` as :meth:`Glow.inverse`, with the memory-saving backward pass of :func:`encode_recomputed`."""
+    height = flow.image_size if height is None else height
+    width = height if width is None else width
+    c, hh, ww = flow.latent_shapes(height, width)[-1]
+    d = sum(a * b * e for a, b, e in flow.latent_shapes(height, width))
+    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != d:
+        got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+        raise ValueError(f"z: expected a flat latent (B, {d}) for {height}×{width} images, got {got}")
+    ops = _layer_ops(flow, height, width)
+    params = [p for p in flow.parameters()]
+    last = z[:, d - c * hh * ww:].reshape(-1, c, hh, ww)
+    x, done = _Recomputed.apply(ops, True, last, z[:, : d - c * hh * ww], *params)
+    return x
