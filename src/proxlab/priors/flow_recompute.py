@@ -8,17 +8,38 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .flow import Glow
+from .flow import AffineCoupling, Glow
 
 __all__ = ["encode_recomputed", "decode_recomputed"]
 
 
 class _Op:
     """One bijection of the flow on the state ``(h, done)``: ``h`` the tensor still being transformed,
-    ``done`` the flat latents split off so far ``(B, n)``. ``params`` are the module's parameters."""
+    ``done`` the flat latents split off so far ``(B, n)``. ``params`` are the module's parameters.
+    ``coupling``: the :class:`AffineCoupling` this op applies, whose backward rebuild is fused (below)."""
 
-    def __init__(self, fwd, inv, params):
-        self.fwd, self.inv, self.params = fwd, inv, list(params)
+    def __init__(self, fwd, inv, params, coupling: AffineCoupling | None = None):
+        self.fwd, self.inv, self.params, self.coupling = fwd, inv, list(params), coupling
+
+
+def _rebuild_coupling(m: AffineCoupling, out: torch.Tensor, reverse: bool):
+    """The input of coupling ``m`` from its output ``out`` and the output again as a graph of that input, with
+    one evaluation of the coupling's network instead of two (an inverse pass, then a forward pass): the
+    untouched half is the same on both sides, so its shift and scale serve both directions.
+
+    Returns ``(input, output_graph, leaves)``; ``leaves`` are the two halves of the input, requiring grad."""
+    a = out[:, : m.split].detach().requires_grad_(True)
+    shift, scale = m._shift_scale(a)
+    b_out = out[:, m.split:]
+    if not reverse:  # out = forward(input): input_b = out_b / s - t
+        b_in = b_out - shift if scale is None else b_out / scale - shift
+        b_in = b_in.detach().requires_grad_(True)
+        b_graph = b_in + shift if scale is None else (b_in + shift) * scale
+    else:  # out = inverse(input): input_b = (out_b + t) s
+        b_in = b_out + shift if scale is None else (b_out + shift) * scale
+        b_in = b_in.detach().requires_grad_(True)
+        b_graph = b_in - shift if scale is None else b_in / scale - shift
+    return torch.cat([a.detach(), b_in.detach()], 1), torch.cat([a, b_graph], 1), (a, b_in)
 
 
 def _layer_ops(flow: Glow, height: int, width: int) -> list[_Op]:
@@ -30,7 +51,7 @@ def _layer_ops(flow: Glow, height: int, width: int) -> list[_Op]:
         for step in block:
             for _, layer in step.layers():
                 ops.append(_Op(lambda h, d, m=layer: (m(h)[0], d), lambda h, d, m=layer: (m.inverse(h), d),
-                               layer.parameters()))
+                               layer.parameters(), layer if isinstance(layer, AffineCoupling) else None))
         if level < flow.levels - 1:
             split, (c, hh, ww) = flow.splits[level], shapes[level]
 
@@ -56,7 +77,7 @@ class _Recomputed(torch.autograd.Function):
         with torch.no_grad():
             for apply, _, _ in seq:
                 h, done = apply(h, done)
-        ctx.seq, ctx.n_params = seq, len(params)
+        ctx.seq, ctx.n_params, ctx.reverse = seq, len(params), reverse
         ctx.param_index = {id(p): i for i, p in enumerate(params)}
         ctx.save_for_backward(h, done)
         return h, done
@@ -68,16 +89,25 @@ class _Recomputed(torch.autograd.Function):
         grad_h = torch.zeros_like(h) if grad_h is None else grad_h
         grad_done = torch.zeros_like(done) if grad_done is None else grad_done
         for apply, undo, op in reversed(ctx.seq):
-            with torch.no_grad():
-                h_in, d_in = undo(h, done)  # this layer's input, from its output
-            with torch.enable_grad():
-                h_req, d_req = h_in.detach().requires_grad_(True), d_in.detach().requires_grad_(True)
-                h_out, d_out = apply(h_req, d_req)
-                wrt = [h_req, d_req] + [p for p in op.params if p.requires_grad]
-                g = torch.autograd.grad((h_out, d_out), wrt, (grad_h, grad_done), allow_unused=True)
-            grad_h = g[0] if g[0] is not None else torch.zeros_like(h_in)
-            grad_done = g[1] if g[1] is not None else torch.zeros_like(d_in)
-            for p, gp in zip(wrt[2:], g[2:]):
+            params = [p for p in op.params if p.requires_grad]
+            if op.coupling is not None:  # fused: one network evaluation rebuilds the input and the graph
+                with torch.enable_grad():
+                    h_in, h_out, (a, b) = _rebuild_coupling(op.coupling, h, ctx.reverse)
+                    g = torch.autograd.grad(h_out, [a, b, *params], grad_h, allow_unused=True)
+                grad_h = torch.cat([torch.zeros_like(a) if g[0] is None else g[0],
+                                    torch.zeros_like(b) if g[1] is None else g[1]], 1)
+                d_in = done
+            else:
+                with torch.no_grad():
+                    h_in, d_in = undo(h, done)  # this layer's input, from its output
+                with torch.enable_grad():
+                    h_req, d_req = h_in.detach().requires_grad_(True), d_in.detach().requires_grad_(True)
+                    h_out, d_out = apply(h_req, d_req)
+                    g = torch.autograd.grad((h_out, d_out), [h_req, d_req, *params], (grad_h, grad_done),
+                                            allow_unused=True)
+                grad_h = g[0] if g[0] is not None else torch.zeros_like(h_in)
+                grad_done = g[1] if g[1] is not None else torch.zeros_like(d_in)
+            for p, gp in zip(params, g[2:]):
                 if gp is not None:
                     i = ctx.param_index[id(p)]
                     grads[i] = gp if grads[i] is None else grads[i] + gp
@@ -87,7 +117,8 @@ class _Recomputed(torch.autograd.Function):
 
 def encode_recomputed(flow: Glow, x: torch.Tensor) -> torch.Tensor:
     r""":math:`f(x)` as :meth:`Glow.encode`, but its backward pass recomputes the activations from the output
-    (memory independent of the flow's depth; about one extra forward pass of compute). The log-det is not
+    (memory independent of the flow's depth; compute grows by about one forward pass: a coupling's network is
+    evaluated once to rebuild both its input and its graph). The log-det is not
     computed (the flow-unrolled method does not need it)."""
     flow._check_input(x)
     ops = _layer_ops(flow, x.shape[2], x.shape[3])
