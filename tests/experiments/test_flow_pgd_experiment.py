@@ -32,7 +32,10 @@ def sweep(tmp_path_factory):
     runs = ('sweep.runs=[{ label = "glow-denoise" }, { label = "pnp-glow-denoise", set = ["model.options.train_flows=false"] }, '
             f"{{ label = \"resnet-denoise\", set = ['{resnet}', \"training.lr=1e-3\", "
             "'evaluation.protocols=[{ name = \"test_split\" }, { name = \"ood_images\", options = { name = \"MNIST digits\", "
-            "data = { source = \"mnist5k\", pad = 2 } } }]'] }]")
+            "data = { source = \"mnist5k\", pad = 2 } } }]'] }, "
+            f"{{ label = \"resnet-pre-denoise\", set = ['{resnet}', \"training.lr=1e-3\", 'evaluation.protocols=[{{ name = \"test_split\" }}]', "
+            "'stages=[{ name = \"denoiser\", loss = \"prox_denoising\", loss_options = { sigma = 0.1 }, steps = 2 }, "
+            "{ name = \"unrolled\", init = \"previous\" }]'] }]")
     over = [f"data.path={d / 'train.idx'}", f"data.test_path={d / 'test.idx'}", flow, runs, "training.steps=3",
             "training.val_every=1", "training.batch_size=4", "evaluation.max_test_images=4"]
     return run_experiment("flow-pgd-fashion", out=d / "run", overrides=over, progress=False, echo=False), d
@@ -41,7 +44,7 @@ def sweep(tmp_path_factory):
 def test_tables_gather_each_run(sweep):
     res, d = sweep
     t = res.metrics["flow_unrolling_tables"]
-    assert set(t["I"]) == {"glow", "resnet", "admm-tv"} and set(t["II"]) == {"glow", "pnp-glow"}
+    assert set(t["I"]) == {"glow", "resnet", "resnet-pre", "admm-tv"} and set(t["II"]) == {"glow", "pnp-glow"}
     import json
 
     child = json.loads((d / "run" / "runs" / "glow-denoise" / "metrics.json").read_text())
@@ -75,3 +78,13 @@ def test_fold_samples_of_the_flow_runs(sweep):
     assert (d / "run" / "runs" / "glow-denoise" / "figure_fold_samples.png").stat().st_size > 1000
     resnet = json.loads((d / "run" / "runs" / "resnet-denoise" / "metrics.json").read_text())
     assert "fold_samples" not in resnet
+
+
+def test_denoiser_pretrained_baseline_trains_in_two_stages(sweep):
+    res, d = sweep
+    import json
+
+    child = json.loads((d / "run" / "runs" / "resnet-pre-denoise" / "metrics.json").read_text())
+    stages = child["training"]["stages"]
+    assert [s["name"] for s in stages] == ["denoiser", "unrolled"] and child["training"]["steps"] == 5
+    assert (d / "run" / "runs" / "resnet-pre-denoise" / "stages" / "stage0.safetensors").is_file()

@@ -80,6 +80,38 @@ def _proximal_matching(opts: ProximalMatchingOptions, ctx: LossContext):
     return denoising_schedule_loss(ctx.noise, schedule)
 
 
+class ProxDenoisingOptions(BaseModel):
+    """Options of the ``prox_denoising`` loss: the noise level the stage's proxes are trained to remove."""
+
+    model_config = _OPTS
+    sigma: Annotated[float, Field(gt=0)]
+
+
+@register_loss("prox_denoising", ProxDenoisingOptions, evaluate="final")
+def _prox_denoising(opts: ProxDenoisingOptions, ctx: LossContext):
+    r"""Denoiser pre-training of an unrolled network's proxes: every prox of ``model.proxes`` maps
+    :math:`x + \sigma n` to :math:`x` (MSE, the mean over the proxes), the operator unused. A first stage of
+    this loss, then a stage with ``init = "previous"`` and an end-to-end loss, is "trained from a denoiser
+    pre-training". Single-process only: the proxes are called outside the (DDP) model's forward."""
+    sigma = float(opts.sigma)
+
+    def loss_fn(model, batch, step):
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            raise ValueError("training.loss: 'prox_denoising' calls the proxes directly and does not run under "
+                             "torchrun; pre-train in one process")
+        proxes = getattr(model, "proxes", None)
+        if not isinstance(proxes, torch.nn.ModuleList) or len(proxes) == 0:
+            raise ValueError(f"training.loss: 'prox_denoising' needs an unrolled model with .proxes, got "
+                             f"{type(model).__name__}")
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        with torch.no_grad():
+            n = torch.randn(x.shape, generator=step.generator, dtype=torch.float32)
+            v = x + sigma * n.to(device=x.device, dtype=x.dtype)
+        return sum(mse(prox(v, sigma), x) for prox in proxes) / len(proxes)
+
+    return from_sampler(loss_fn, ctx)
+
+
 # ---------------------------------------------------------------- protocols
 METRIC_FNS: dict[str, Any] = {}
 

@@ -218,6 +218,10 @@ _METHOD_NAMES = {"glow": "flow-PGD (GLOW)", "pnp-glow": "PnP-GLOW (μ, λ traine
                  "unet": "unrolled U-Net prox", "admm-tv": "ADMM-TV"}
 
 
+# the unrolled methods of the tables: ResNet / U-Net prox from scratch and from a denoiser pre-training, flow-PGD
+_UNROLLED = ("resnet", "resnet-pre", "unet", "unet-pre", "glow")
+
+
 def _cells(children: dict, method: str, where) -> dict[str, tuple[float, float]]:
     out = {}
     for task in _TASKS:
@@ -260,15 +264,15 @@ def flow_unrolling_tables(opts, ctx: RunContext) -> Section:
 
     base = lambda m: (m.get("baselines", {}).get("admm-tv") or {}).get("mean")  # noqa: E731
     tables = {
-        "I": ("Table I — in distribution", {m: _cells(ch, m, in_dist) for m in ("resnet", "unet", "glow")}
+        "I": ("Table I — in distribution", {m: _cells(ch, m, in_dist) for m in _UNROLLED}
               | {"admm-tv": tv(base)}),
         "II": ("Table II — PnP-GLOW against flow-PGD", {m: _cells(ch, m, in_dist) for m in ("pnp-glow", "glow")}),
         "III": ("Table III — out-of-distribution measurements (test-time variants)",
                 {m: _cells(ch, m, lambda mm: (first_variant(mm) or {}).get("model", {}).get("mean"))
-                 for m in ("resnet", "unet", "glow")}),
+                 for m in _UNROLLED}),
         "IV": ("Table IV — out-of-distribution images",
                {m: _cells(ch, m, lambda mm: (mm.get("ood_images") or {}).get("model", {}).get("mean"))
-                for m in ("resnet", "unet", "glow")}),
+                for m in _UNROLLED}),
     }
     metrics = {k: {m: {t: {"psnr": v[0], "ssim": v[1]} for t, v in cells.items()} for m, cells in rows.items() if cells}
                for k, (_, rows) in tables.items()}
