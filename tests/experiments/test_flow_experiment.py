@@ -47,7 +47,7 @@ def test_training_validates_by_bits_per_dim_and_improves(tiny_run):
 def test_report_recomputes_from_the_saved_weights(tiny_run):
     out, res = tiny_run
     m = res.metrics["flow_likelihood"]
-    flow = Glow(1, levels=3, steps=1, hidden=8, image_size=32)
+    flow = Glow(1, levels=3, steps=1, hidden=8, image_size=32, coupling="additive")  # glow-mnist's coupling
     load_model_weights(out / "model.safetensors", flow)
     from proxlab.data.sources import mnist5k
 

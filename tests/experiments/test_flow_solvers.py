@@ -63,6 +63,7 @@ def test_flow_solvers_protocol_chooses_from_the_grid_and_scores_the_centre(tmp_p
     assert list(row) == ["tv", "pnp-pgd-flow", "latent-map", "pnp-admm-dncnn"]
     assert row["tv"]["weight"] in (0.001, 0.1) and set(row["tv"]["validation_scan"]) == {0.001, 0.1}
     assert row["tv"]["validation_scan"][row["tv"]["weight"]] == max(row["tv"]["validation_scan"].values())
+    assert row["tv"]["at_grid_edge"] is True  # a two-point grid: any choice is an edge, and says so
     assert row["tv"]["psnr"] > 15.0  # TV on σ = 0.2 noise of digits: well above the noisy input's ~14 dB
     assert (tmp_path / "run" / "runs" / "denoise" / "figure_flow_solvers.png").is_file()
 

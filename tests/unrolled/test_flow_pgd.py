@@ -99,3 +99,25 @@ def test_frozen_flows_learn_only_the_step_sizes_and_shrinkages():
     y = _y(Denoising())
     net(y).sum().backward()
     assert net.raw_step_size.grad is not None and all(p.grad is None for p in net.flows.parameters())
+
+
+def test_registered_flow_pgd_takes_the_zoo_flows_architecture(tmp_path, monkeypatch):
+    """``flow_init = "zoo:NAME"`` without ``flow_options`` builds the entry's own GLOW (here additive, 8 hidden)."""
+    import json
+
+    import proxlab.weights
+    from proxlab.training.checkpoint import save_model
+
+    opts = {"in_channels": 1, "levels": 2, "steps": 1, "hidden": 8, "coupling": "additive", "image_size": 8}
+    flow = Glow(**opts)
+    save_model(tmp_path / "tiny-glow.safetensors", flow)
+    (tmp_path / "tiny-glow.json").write_text(json.dumps({"name": "tiny-glow", "model": {"name": "glow", "options": opts}}))
+    (tmp_path / "tiny-dncnn.json").write_text(json.dumps({"name": "tiny-dncnn", "model": {"name": "dncnn", "options": {}}}))
+    save_model(tmp_path / "tiny-dncnn.safetensors", build_model("dncnn", depth=3, features=4))
+    monkeypatch.setattr(proxlab.weights, "ZOO_DIR", tmp_path)
+    net = build_model("flow-pgd", operator=Denoising(), flow_init="zoo:tiny-glow", folds=2)
+    assert net.flows[0].coupling == "additive" and net.flows[0].hidden == 8
+    torch.testing.assert_close(net.flows[0].state_dict()["blocks.0.0.coupling.net.0.weight"],
+                               flow.state_dict()["blocks.0.0.coupling.net.0.weight"])
+    with pytest.raises(ValueError, match=r"flow_init: zoo:tiny-dncnn is a 'dncnn' model, not a 'glow'"):
+        build_model("flow-pgd", operator=Denoising(), flow_init="zoo:tiny-dncnn")

@@ -53,7 +53,15 @@ def flow_pgd(operator, flow_options: dict | None = None, flow_init: str | None =
              step_size: float = 1.0, shrinkage: float = 0.1, memory_saving: bool = True,
              train_flows: bool = True) -> FlowPGD:
     """A :class:`~proxlab.unrolled.FlowPGD` whose folds start from the GLOW ``flow_init`` (``zoo:NAME`` or a
-    ``.safetensors`` path; ``flow_options`` its architecture, those of the registered ``glow``)."""
+    ``.safetensors`` path; ``flow_options`` its architecture, those of the registered ``glow``; without them a zoo
+    entry's own architecture is used)."""
+    if flow_options is None and flow_init and str(flow_init).startswith("zoo:"):
+        import json
+
+        entry = json.loads(resolve_weights(flow_init).with_suffix(".json").read_text())
+        if entry.get("model", {}).get("name") != "glow":
+            raise ValueError(f"flow_init: {flow_init} is a {entry.get('model', {}).get('name')!r} model, not a 'glow'")
+        flow_options = dict(entry["model"].get("options", {}))
     flow = build_model("glow", **(flow_options or {}))
     if flow_init:
         load_model_weights(resolve_weights(flow_init), flow)
