@@ -2,8 +2,8 @@
 
 Conventions: functions return ``float32`` batches ``(N, C, H, W)`` in ``[0, 1]`` (``N = 1`` for one
 image); Datasets (:class:`ImageFolder`, :class:`MeasurementPairs`) return single samples
-``(C, H, W)``, which a ``DataLoader`` stacks into ``(B, C, H, W)``. scikit-image, PIL and mlxtend
-are imported inside the functions that use them.
+``(C, H, W)``, which a ``DataLoader`` stacks into ``(B, C, H, W)``. scikit-image, PIL, mlxtend and pydicom
+are imported inside the functions that use them. Volumes (:mod:`.volumes`) are ``(S, H, W)`` stacks of slices.
 """
 
 from .files import IMAGE_EXTENSIONS, SET11_NAMES, ImageFolder, load_image, load_set11
@@ -12,6 +12,7 @@ from .pairs import MeasurementPairs
 from .patches import assemble_blocks, augment_dihedral, extract_blocks, extract_patches, random_patches
 from .phantoms import random_ellipses, rasterize_ellipses, shepp_logan
 from .sources import MNIST5K_SPLITS, SKIMAGE_IMAGES, lfw_faces, mnist5k, skimage_image
+from .volumes import load_volume, read_dicom_series, scale_volume
 
 __all__ = [
     "mnist5k",
@@ -36,6 +37,9 @@ __all__ = [
     "random_patches",
     "augment_dihedral",
     "MeasurementPairs",
+    "load_volume",
+    "read_dicom_series",
+    "scale_volume",
     "fetch_photos",
     "PHOTOS",
 ]

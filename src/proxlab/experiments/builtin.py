@@ -238,3 +238,4 @@ from . import blockcs  # noqa: E402,F401
 from . import lista_parts  # noqa: E402,F401
 from . import lpn_parts, pnp_parts  # noqa: E402,F401
 from . import flow_parts, flow_solvers  # noqa: E402,F401
+from . import ct_parts  # noqa: E402,F401
