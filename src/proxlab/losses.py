@@ -5,7 +5,7 @@ r"""Training losses, and adapters that turn them into the Trainer's ``loss_fn(mo
 - :func:`simulated`: batches of clean ``x``: draws :math:`y = A x + \sigma n` with the Trainer's
   generator ``ctx.generator`` (fresh noise every step, reproducible on resume), then ``criterion(model(y), x)``.
 - :func:`istanet_loss`: MSE plus ISTA-Net's symmetry term, from the extra terms a network returns with
-  its output (``net(y, return_aux=True)``).
+  its output (``net(y, return_aux=True)``); :func:`fistanet_loss`: MSE plus FISTA-Net's symmetry and sparsity terms.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "simulated",
     "denoising_schedule_loss",
     "istanet_loss",
+    "fistanet_loss",
 ]
 
 
@@ -170,4 +171,27 @@ def istanet_loss(pred: torch.Tensor, target: torch.Tensor, aux=None, gamma: floa
     terms = () if aux is None else aux.get("symmetry", ())
     if gamma and terms:
         loss = loss + gamma * torch.stack([t.pow(2).mean() for t in terms]).sum()
+    return loss
+
+
+def fistanet_loss(pred: torch.Tensor, target: torch.Tensor, aux=None, symmetry: float = 0.01,
+                  sparsity: float = 0.001) -> torch.Tensor:
+    r"""FISTA-Net's loss (Xiang, Dong & Yang, 2021): :math:`\operatorname{mean}(\hat x - x)^2
+    + \alpha \sum_k \operatorname{mean}(\text{sym}_k^2) + \beta \sum_k \operatorname{mean}|c_k|`, the sums over the
+    phases' symmetry residuals ``aux["symmetry"]`` and thresholded codes ``aux["sparsity"]`` (what
+    ``FISTANet(y, return_aux=True)`` returns), :math:`\alpha` = ``symmetry``, :math:`\beta` = ``sparsity``::
+
+        out = net(y, return_aux=True)
+        loss = fistanet_loss(out.x, x, out.aux)
+
+    A term the network does not return (or ``aux=None``) adds nothing.
+    """
+    symmetry = check_positive("symmetry", symmetry, strict=False)
+    sparsity = check_positive("sparsity", sparsity, strict=False)
+    loss = nn.functional.mse_loss(pred, target)
+    aux = aux or {}
+    if symmetry and aux.get("symmetry"):
+        loss = loss + symmetry * torch.stack([t.pow(2).mean() for t in aux["symmetry"]]).sum()
+    if sparsity and aux.get("sparsity"):
+        loss = loss + sparsity * torch.stack([t.abs().mean() for t in aux["sparsity"]]).sum()
     return loss

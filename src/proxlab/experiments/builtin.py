@@ -2,7 +2,8 @@
 
 Sources: ``mnist5k``, ``skimage``, ``ellipses``, ``image_folder``, ``idx``, ``lfw`` (see
 :mod:`proxlab.experiments.datasets`). Losses: ``mse``, ``l1``, ``nmse`` on simulated measurements
-``y = A x + σ n`` of the training images, and ``proximal_matching`` (LPN's ℓ1 → proximal-matching γ
+``y = A x + σ n`` of the training images, ``fistanet`` (MSE + FISTA-Net's symmetry and sparsity terms, on the
+same measurements), and ``proximal_matching`` (LPN's ℓ1 → proximal-matching γ
 schedule, denoising only). Protocols: ``test_split`` (the model and the classic baselines on the test
 images, and on each of the task's test-time variants) and ``prior_perturbation`` (a learned
 regularizer under noise, blur and convex combinations).
@@ -57,6 +58,34 @@ def _simulated_loss(criterion):
 register_loss("mse")(_simulated_loss(mse))
 register_loss("l1")(_simulated_loss(l1))
 register_loss("nmse")(_simulated_loss(nmse))
+
+
+class FISTANetLossOptions(BaseModel):
+    """Weights of FISTA-Net's symmetry and sparsity terms (see :func:`~proxlab.losses.fistanet_loss`)."""
+
+    model_config = _OPTS
+    symmetry: Annotated[float, Field(ge=0)] = 0.01
+    sparsity: Annotated[float, Field(ge=0)] = 0.001
+
+
+@register_loss("fistanet", FISTANetLossOptions)
+def _fistanet(opts: FISTANetLossOptions, ctx: LossContext):
+    """MSE + ``symmetry`` × Σ mean(sym²) + ``sparsity`` × Σ mean|code| on simulated measurements (FISTA-Net)."""
+    from ..losses import fistanet_loss
+
+    operator, sigma = ctx.operator, float(ctx.noise)
+
+    def loss_fn(model, batch, step):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        with torch.no_grad():
+            y = operator(x)
+            if sigma > 0:
+                n = torch.randn(y.shape, generator=step.generator, dtype=torch.float32)
+                y = y + sigma * n.to(device=y.device, dtype=y.dtype)
+        out = model(y, return_aux=True)
+        return fistanet_loss(out.x, x, out.aux, symmetry=opts.symmetry, sparsity=opts.sparsity)
+
+    return from_sampler(loss_fn, ctx)
 
 
 class ProximalMatchingOptions(BaseModel):

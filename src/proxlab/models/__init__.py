@@ -120,3 +120,15 @@ def lista(operator, alpha: float = 0.5, stages: int = 2, tied: bool = True, lips
 
 
 __all__ += ["lista"]
+
+
+@register_model("fistanet", needs_operator=True)
+def fistanet(operator, phases: int = 6, features: int = 32, gradient: str = "adjoint"):
+    """:class:`~proxlab.unrolled.FISTANet` on the task's operator (sparse-view CT: x₀ = FBP): ``phases`` phases of
+    one shared block; ``gradient`` ``"adjoint"`` (μ in units of 1/‖A‖²) or ``"fbp"`` (the authors' detached FBP)."""
+    from ..unrolled import FISTANet
+
+    return FISTANet(operator, phases=phases, features=features, gradient=gradient)
+
+
+__all__ += ["fistanet"]

@@ -6,12 +6,14 @@ compressed sensing. :class:`LISTA` is the one exception, documented in :mod:`pro
 learns the gradient map itself (matrices, not scalars around a fixed operator), so it is not a table entry.
 :class:`FlowPGD` (deep unfolding with GLOW priors) is built from the table's ``gradient_step`` and the flow's
 latent shrinkage; its start :math:`g(0)` and its last fold (a gradient step without shrinkage) are its own.
+:class:`FISTANet` (sparse-view CT) shares one learned block across its phases and learns six scalars.
 """
 
 from .base import STEPS, AuxProx, Unrolled, UnrolledOutput
 from .istanet import BlockUnrolled, ISTANet, ISTANetProx, ResNetProx, resnet_unrolled
 from .flow_pgd import FlowPGD
+from .fistanet import FISTANet
 from .lista import LISTA, ista_parameters
 
 __all__ = ["Unrolled", "UnrolledOutput", "AuxProx", "STEPS", "LISTA", "ista_parameters", "BlockUnrolled", "ISTANet",
-           "ISTANetProx", "ResNetProx", "resnet_unrolled", "FlowPGD"]
+           "ISTANetProx", "ResNetProx", "resnet_unrolled", "FlowPGD", "FISTANet"]
