@@ -19,6 +19,7 @@ from ..priors.lpn import LPNConv, LPNFullyConnected, LPNFullyConvolutional
 from ..priors.networks import DnCNN, ResNetProxBN, UNetProx
 from ..registry import build_model, register_model
 from ..unrolled import FlowPGD, ISTANet, Unrolled, resnet_unrolled
+from ..unrolled.istanet import ISTANetProx
 from ..weights import load_model_weights, resolve_weights
 
 register_model("dncnn")(DnCNN)
@@ -28,6 +29,7 @@ register_model("lpn-fully-conv")(LPNFullyConvolutional)
 register_model("glow")(Glow)
 register_model("resnet-prox")(ResNetProxBN)
 register_model("unet-prox")(UNetProx)
+register_model("istanet-prox")(ISTANetProx)  # ISTA-Net(+) over any operator: unrolled(prox="istanet-prox", tied=False)
 
 
 @register_model("unrolled", needs_operator=True)
