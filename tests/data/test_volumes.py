@@ -225,3 +225,13 @@ def test_ct_stent_volume_default_slabs(shared_data):
     raw = load_volume(path)
     assert torch.allclose(sp.val[0, 0], raw[190] / 2000) and torch.allclose(sp.test[-1, 0], raw[255] / 2000)
     assert (float(sp.train.min()), float(sp.train.max())) == pytest.approx((0.0, 1.0))
+
+
+def test_ct_volume_expands_the_home_folder_and_points_to_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = _ramp_volume(tmp_path)
+    cfg = _data(path="~/ramp.npy", scale=600.0, train=[0, 30], val=[35, 45], test=[50, 60])
+    assert SOURCES.get("ct_volume").build(cfg, 0).test.shape == (10, 1, 6, 6) and path.is_file()
+    cfg = _data(path="~/nowhere/stent.npz", scale=2000.0)
+    with pytest.raises(FileNotFoundError, match=r"python -m proxlab\.data\.ct_stent"):
+        SOURCES.get("ct_volume").build(cfg, 0)

@@ -72,11 +72,15 @@ class CTVolumeOptions(BaseModel):
 def _load(opts: CTVolumeOptions) -> torch.Tensor:
     from ..data import load_volume, read_dicom_series
 
-    if Path(opts.path).is_dir():
+    path = Path(opts.path).expanduser()
+    if path.is_dir():
         if opts.key is not None:
             raise ValueError(f"data.options.key: a DICOM folder has no keys, expected none, got {opts.key!r}")
-        return read_dicom_series(opts.path)[0]
-    return load_volume(opts.path, opts.key)
+        return read_dicom_series(path)[0]
+    if not path.exists() and path.name == "stent.npz":
+        raise FileNotFoundError(f"data.options.path: {path} not found; fetch the stent CT volume with "
+                                "python -m proxlab.data.ct_stent (from Debian's python3-imageio)")
+    return load_volume(path, opts.key)
 
 
 def _to_unit(slab: torch.Tensor, opts: CTVolumeOptions) -> torch.Tensor:
