@@ -229,11 +229,11 @@ def ood_images(opts: OODImagesOptions, ctx: RunContext) -> Section:
     import dataclasses
 
     from .config import DataConfig
-    from .datasets import build_splits
+    from .parts import SOURCES
     from .report import metrics_table, panel_figure
 
     data = DataConfig.model_validate(opts.data)
-    test = build_splits(data, ctx.cfg.seed).test
+    test = SOURCES.get(data.source).build(data, ctx.cfg.seed, task=ctx.task).test  # any registered source
     if test.shape[1:] != ctx.splits.test.shape[1:]:
         raise ValueError(f"evaluation.protocols.ood_images.data: its test images are {tuple(test.shape[1:])}, the "
                          f"model's test images {tuple(ctx.splits.test.shape[1:])} (set size / pad to match)")
@@ -267,4 +267,4 @@ from . import blockcs  # noqa: E402,F401
 from . import lista_parts  # noqa: E402,F401
 from . import lpn_parts, pnp_parts  # noqa: E402,F401
 from . import flow_parts, flow_solvers  # noqa: E402,F401
-from . import ct_parts  # noqa: E402,F401
+from . import ct_parts, ct_tables  # noqa: E402,F401

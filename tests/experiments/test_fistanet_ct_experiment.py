@@ -1,0 +1,78 @@
+"""``fistanet-ct`` through the spec at a tiny size: every model family of the sweep trains on slabs of a small volume
+the test writes, the classic / PnP rows come from validated weights, and Table V gathers them in the paper's shape."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from proxlab.data import random_ellipses
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+from proxlab.experiments.runner import find_experiment, run_experiment
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    import tomli_w
+
+    d = tmp_path_factory.mktemp("fistanetct")
+    vol = (random_ellipses(40, 16, seed=3)[:, 0].numpy() * 2000).astype(np.int16)
+    np.save(d / "vol.npy", vol)
+    spec = tomllib.loads(find_experiment("fistanet-ct").read_text())
+    spec["data"]["options"].update(path=str(d / "vol.npy"), train=[0, 20], val=[25, 30], test=[35, 40])
+    spec["operator"]["angles"] = 8
+    spec["training"].update(steps=2, val_every=1, warmup_steps=0)
+    spec["model"]["options"]["features"] = 4
+    small = lambda s: (s.replace("size = 128", "size = 16").replace("hidden = 32, features = 32", "hidden = 4, features = 4")  # noqa: E731
+                       .replace("stages = 7", "stages = 2").replace("stages = 6", "stages = 2")
+                       .replace('prox_init = "zoo:lpn-ellipses", ', ""))
+    spec["evaluation"]["protocols"][1]["options"]["data"]["options"]["size"] = 16
+    keep = {"fistanet-60", "fistanet-fbp-60", "istanet-plus-60", "istanet-60", "lpn-fista-60", "pnp-lpn-60",
+            "pnp-lpn-ellipses-60", "fistanet-120"}
+    spec["evaluation"]["baselines"] = ["init"]  # FISTA-TV is scored at validated weights by the pnp-lpn runs
+    size16 = lambda s: (s.replace("size = 128", "size = 16").replace("test_images = 31", "test_images = 3")  # noqa: E731
+                        .replace("val_images = 8", "val_images = 2").replace("test_images = 8", "test_images = 3")
+                        .replace("val_images = 4", "val_images = 2")
+                        .replace("iters = 20", 'iters = 5, grids = { "fista-tv" = [0.01], "pnp-admm" = [0.3, 1.0] }'))
+    # the PnP runs keep the zoo LPN's architecture (its weights are loaded); only their images shrink
+    spec["sweep"]["runs"] = [{**r, "set": [size16(s) if r["label"].startswith("pnp") else small(s)
+                                           for s in r.get("set", [])]}
+                             for r in spec["sweep"]["runs"] if r["label"] in keep]
+    path = d / "tiny.toml"
+    path.write_text(tomli_w.dumps(spec))
+    res = run_experiment(path, out=d / "run", progress=False, echo=False)
+    return res, d
+
+
+def test_table_v_rows_from_every_run(sweep):
+    res, d = sweep
+    t = res.metrics["ct_table_v"]
+    assert set(t["ct"]) == {"fbp", "fista-tv", "pnp-admm-lpn", "istanet", "istanet-plus", "fistanet", "fistanet-fbp",
+                            "lpn-fista"}
+    assert set(t["ct"]["fistanet"]) == {"60", "120"} and set(t["ct"]["istanet"]) == set(t["ct"]["fbp"]) == {"60"}
+    child = json.loads((d / "run" / "runs" / "fistanet-60" / "metrics.json").read_text())
+    assert t["ct"]["fistanet"]["60"]["psnr"] == pytest.approx(child["model"]["mean"]["psnr"])
+    assert t["ellipses"]["fistanet"]["60"]["psnr"] == pytest.approx(child["ood_images"]["model"]["mean"]["psnr"])
+    pnp = json.loads((d / "run" / "runs" / "pnp-lpn-60" / "metrics.json").read_text())
+    assert t["ct"]["fbp"]["60"]["psnr"] == pytest.approx(pnp["validated_methods"]["init"]["psnr"])
+    ell = json.loads((d / "run" / "runs" / "pnp-lpn-ellipses-60" / "metrics.json").read_text())
+    assert t["ellipses"]["fista-tv"]["60"]["psnr"] == pytest.approx(ell["validated_methods"]["fista-tv"]["psnr"])
+    assert ell["validated_methods"]["init"]["psnr"] != pytest.approx(pnp["validated_methods"]["init"]["psnr"])
+    assert t["parameters"]["fistanet"] == 4 * 9 + 8 * (4 * 4 * 9 + 4) + (4 * 9 + 1) + 4 + 6  # conv_D, 8 convs, conv_G
+    assert res.metrics["paper"]["ct_table_v"]["fistanet"]["params"] == 74599
+
+
+def test_ordering_is_reported_with_its_margins(sweep):
+    res, _ = sweep
+    order = res.metrics["ct_table_v"]["ordering"]
+    assert set(order) == {"60"}  # 120 views lacks the ISTA-Net+ run here
+    o = order["60"]
+    ct = res.metrics["ct_table_v"]["ct"]
+    assert o["fistanet_minus_fista_tv_dB"] == pytest.approx(ct["fistanet"]["60"]["psnr"] - ct["fista-tv"]["60"]["psnr"])
+    assert o["holds"] == all(m > 0 for m in o["margins_dB"].values())
+    assert "Table V — the CT test slab" in (res.folder / "report.html").read_text()
