@@ -122,6 +122,29 @@ def check_method(method_or_model, task: Task | str | None = None, prior=None) ->
         zoo_info(prior[4:])  # ValueError with a close match for a typo
 
 
+#: Task options that define the geometry a zoo model for that task was trained on (the noise level may differ).
+_GEOMETRY = {"ct": ("angles",), "mri": ("mask", "ratio", "mask_file")}
+
+
+def _check_geometry(learned: _Learned, task: Task, size: tuple[int, int]) -> None:
+    """A zoo model for CT or MRI runs only on the geometry it was trained on: the same image size (its operator
+    is built for the image) and the same angles / sampling mask. Raises ``ValueError`` saying what to change."""
+    keys = _GEOMETRY.get(task.name)
+    if not keys:
+        return
+    info, name = learned.info, learned.label
+    trained = (info.get("data") or {}).get("image_size")
+    if trained is not None and tuple(trained) != tuple(size):
+        raise ValueError(f"{name} was trained on {trained[0]}×{trained[1]} images, got {size[0]}×{size[1]}; "
+                         f"resize the input (--size {trained[0]} on the command line, or resize it yourself)")
+    opts = (info.get("task") or {}).get("options", {})
+    for k in keys:
+        if k in opts and task.options.get(k) != opts[k]:
+            flag = "--" + k.replace("_", "-")
+            raise ValueError(f"{name} was trained for {task.name} with {k} = {opts[k]!r}, got {task.options.get(k)!r} "
+                             f"({flag} {opts[k]})")
+
+
 def measure(method_or_model, x: torch.Tensor, task: Task | str, seed: int | None = None,
             model_name: str | None = None) -> tuple[LinearOperator, torch.Tensor]:
     """Simulate ``y = A x + n`` for ``task`` as ``method_or_model`` will see it; returns ``(A, y)``.
@@ -134,6 +157,8 @@ def measure(method_or_model, x: torch.Tensor, task: Task | str, seed: int | None
     if task is None:
         raise TypeError("task: expected a Task or a task name, got None")
     resolved = _resolve(method_or_model, task, model_name)
+    if isinstance(resolved, _Learned) and resolved.relation == "needs" and resolved.info is not None:
+        _check_geometry(resolved, task, tuple(x.shape[-2:]))
     if not (isinstance(resolved, _Learned) and resolved.relation == "carries"):
         return task.measure(x, seed=seed)
     own = _load(resolved).operator
