@@ -28,12 +28,12 @@ def sweep(tmp_path_factory):
     spec["operator"]["angles"] = 8
     spec["training"].update(steps=2, val_every=1, warmup_steps=0)
     spec["model"]["options"]["features"] = 4
-    small = lambda s: (s.replace("size = 128", "size = 16").replace("hidden = 32, features = 32", "hidden = 4, features = 4")  # noqa: E731
+    small = lambda s: (s.replace("size = 128", "size = 16").replace("size=256", "size=32").replace("hidden = 32, features = 32", "hidden = 4, features = 4")  # noqa: E731
                        .replace("stages = 7", "stages = 2").replace("stages = 6", "stages = 2")
                        .replace('prox_init = "zoo:lpn-ellipses", ', ""))
     spec["evaluation"]["protocols"][1]["options"]["data"]["options"]["size"] = 16
     keep = {"fistanet-60", "fistanet-fbp-60", "istanet-plus-60", "istanet-60", "lpn-fista-60", "pnp-lpn-60",
-            "pnp-lpn-ellipses-60", "fistanet-120"}
+            "pnp-lpn-ellipses-60", "fistanet-120", "fistanet-256px-60"}
     spec["evaluation"]["baselines"] = ["init"]  # FISTA-TV is scored at validated weights by the pnp-lpn runs
     size16 = lambda s: (s.replace("size = 128", "size = 16").replace("test_images = 31", "test_images = 3")  # noqa: E731
                         .replace("val_images = 8", "val_images = 2").replace("test_images = 8", "test_images = 3")
@@ -75,4 +75,13 @@ def test_ordering_is_reported_with_its_margins(sweep):
     ct = res.metrics["ct_table_v"]["ct"]
     assert o["fistanet_minus_fista_tv_dB"] == pytest.approx(ct["fistanet"]["60"]["psnr"] - ct["fista-tv"]["60"]["psnr"])
     assert o["holds"] == all(m > 0 for m in o["margins_dB"].values())
-    assert "Table V — the CT test slab" in (res.folder / "report.html").read_text()
+    report = (res.folder / "report.html").read_text()
+    assert "Table V — the CT test slab" in report and "At 256×256" in report
+
+
+def test_the_resized_setting_has_its_own_table(sweep):
+    res, d = sweep
+    big = res.metrics["ct_table_v"]["256px"]["fistanet-256px-60"]
+    child = json.loads((d / "run" / "runs" / "fistanet-256px-60" / "metrics.json").read_text())
+    assert child["test_images"] == 5 and big["model"]["psnr"] == pytest.approx(child["model"]["mean"]["psnr"])
+    assert "256px" not in res.metrics["ct_table_v"]["ct"]["fistanet"]  # not a number of views

@@ -44,6 +44,8 @@ _CLASSIC = {"fbp": "init", "fista-tv": "fista-tv", "pnp-admm-lpn": "pnp-admm"}  
 def _views(ctx: RunContext) -> list[str]:
     out = []
     for label in ctx.children:
+        if "-256px-" in label:
+            continue
         tail = label.rsplit("-", 1)[-1]
         if tail.isdigit() and tail not in out:
             out.append(tail)
@@ -133,6 +135,14 @@ def ct_table_v(opts, ctx: RunContext) -> Section:
              _html("Table V — the CT test slab", ct_rows, params, views, True),
              f"<ul>{''.join(lines)}</ul>" if lines else "",
              _html("Table V — ellipse phantoms (the models trained on the CT slab)", el_rows, params, views, False)]
+    big = {label: c["metrics"] for label, c in ctx.children.items() if "-256px-" in label and "model" in c["metrics"]}
+    if big:  # the same models at 256×256 (slices resized), their test split with its default-weight baselines
+        metrics["256px"] = {label: {"model": m["model"]["mean"], **{b: v["mean"] for b, v in m.get("baselines", {}).items()}}
+                            for label, m in big.items()}
+        rows = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(
+            f"<td>{html.escape(k)} {v['psnr']:.2f} / {v.get('ssim', float('nan')):.3f}</td>" for k, v in r.items()) + "</tr>"
+            for label, r in metrics["256px"].items())
+        parts.append(f"<h3>At 256×256 (slices resized; baselines at their default weights)</h3><table>{rows}</table>")
     return Section("FISTA-Net's Table V: sparse-view CT", metrics=metrics, html="".join(parts),
                    paper={k: {kk: list(vv) if isinstance(vv, tuple) else vv for kk, vv in d.items()}
                           for k, d in PAPER_TABLE_V.items()})
