@@ -93,3 +93,24 @@ def test_flow_nll_with_smoothing_noise_draws_it_from_the_trainer_generator():
     assert float(noisy(flow, x, Step(1))) == pytest.approx(float(noisy(flow, x, Step(1))), rel=1e-6)  # seeded
     assert abs(float(noisy(flow, x, Step(1))) - float(plain(flow, x, Step(1)))) > 1e-3  # the noise reaches the loss
     assert validation_bits_per_dim(flow, x, seed=3, noise=0.05) != pytest.approx(validation_bits_per_dim(flow, x, seed=3))
+
+
+def test_a_trained_flow_exports_to_the_zoo_with_its_bits_per_dim(tiny_run, tmp_path, monkeypatch, capsys):
+    import proxlab.weights
+    import proxlab.zoo as zoo
+    from proxlab.cli.main import main
+    from proxlab.experiments.export import export_run
+
+    out, res = tiny_run
+    export_run(out, "tiny-glow", zoo_dir=tmp_path)
+    info = json.loads((tmp_path / "tiny-glow.json").read_text())
+    m = res.metrics["flow_likelihood"]
+    assert info["test_metrics"]["bits_per_dim"] == pytest.approx(m["bits_per_dim"])
+    assert info["test_metrics"]["published_bits_per_dim"] == {"Glow": 1.05, "RealNVP": 1.06}
+    assert info["model"]["options"]["coupling"] == "additive"
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    monkeypatch.setattr(proxlab.weights, "ZOO_DIR", tmp_path)
+    flow, _ = zoo.load_zoo_model("tiny-glow")
+    assert isinstance(flow, Glow) and flow.coupling == "additive"
+    assert main(["zoo"]) == 0
+    assert f"{m['bits_per_dim']:6.3f} bpd" in capsys.readouterr().out

@@ -57,6 +57,8 @@ def zoo_command(args) -> int:
             base = max(m.get("baselines", {}).items(), key=lambda kv: kv[1]["mean"]["psnr"], default=None)
             base_s = f"{base[0]} {base[1]['mean']['psnr']:.2f}" if base else ""
             score = f"{m['model']['mean']['psnr']:10.2f}"
+        elif "bits_per_dim" in m:  # a normalizing flow: its test bits/dim instead of a PSNR
+            score, base_s = f"{m['bits_per_dim']:6.3f} bpd", ""
         else:  # e.g. the 1-D Laplacian LPN: no images, see its metadata
             score, base_s = f"{'-':>10s}", ""
         print(f"{n:28s} {task:34s} {score} {base_s:>22s}  {info['training_command']}")

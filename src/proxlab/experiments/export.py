@@ -62,6 +62,12 @@ def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None
                                 "released_weights_psnr": paper.get("released_weights")}
         info["seconds_per_image"] = m["seconds"]
         info["seconds_per_image_threads"] = s11.get("threads")
+    elif "flow_likelihood" in raw and "model" not in raw:  # a normalizing flow: scored by its test likelihood
+        fl = raw["flow_likelihood"]
+        info["test_metrics"] = {"dataset": f"{fl['test_images']} test images of {cfg.data.source} (dequantised 8-bit)",
+                                "bits_per_dim": fl["bits_per_dim"],
+                                "bits_per_original_pixel": fl.get("bits_per_original_pixel"),
+                                "published_bits_per_dim": fl.get("published")}
     else:
         info["test_metrics"] = _means_only(raw)
     return add_entry(name, run_dir / "model.safetensors", info, zoo_dir)
