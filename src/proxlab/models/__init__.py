@@ -134,3 +134,21 @@ def fistanet(operator, phases: int = 6, features: int = 32, gradient: str = "adj
 
 
 __all__ += ["fistanet"]
+
+
+@register_model("admm-net", needs_operator=True)
+def admm_net(operator, stages: int = 9, filters: int = 8, filter_size: int = 3, rho: float = 0.2, eta: float = 1.6,
+             threshold: float = 0.05):
+    """:class:`~proxlab.unrolled.ADMMNet` (Deep ADMM-Net) on the mask of the task's :class:`~proxlab.operators.MRI`,
+    taking its orthonormal k-space (``norm="ortho"``); InitNet.m's start (ρ, η, soft-threshold PLF). ``stages``:
+    full stages before the last reconstruction layer (9 as in the released ``net-stage7.mat``)."""
+    from ..operators import MRI
+    from ..unrolled import ADMMNet
+
+    if not isinstance(operator, MRI):
+        raise TypeError(f"model 'admm-net': operator must be an MRI operator (its mask), got {type(operator).__name__}")
+    return ADMMNet(operator.mask.detach().cpu(), stages, filters, filter_size, norm="ortho", rho=rho, eta=eta,
+                   threshold=threshold)
+
+
+__all__ += ["admm_net"]

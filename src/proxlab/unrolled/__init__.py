@@ -7,6 +7,8 @@ learns the gradient map itself (matrices, not scalars around a fixed operator), 
 :class:`FlowPGD` (deep unfolding with GLOW priors) is built from the table's ``gradient_step`` and the flow's
 latent shrinkage; its start :math:`g(0)` and its last fold (a gradient step without shrinkage) are its own.
 :class:`FISTANet` (sparse-view CT) shares one learned block across its phases and learns six scalars.
+:class:`ADMMNet` (Deep ADMM-Net, CS-MRI) has its own layers (exact Fourier solve, DCT-basis filters, learned
+piecewise-linear shrinkage) and loads the authors' released MATLAB nets.
 """
 
 from .base import STEPS, AuxProx, Unrolled, UnrolledOutput
@@ -14,6 +16,7 @@ from .istanet import BlockUnrolled, ISTANet, ISTANetProx, ResNetProx, resnet_unr
 from .flow_pgd import FlowPGD
 from .fistanet import FISTANet
 from .lista import LISTA, ista_parameters
+from .admmnet import ADMMNet
 
 __all__ = ["Unrolled", "UnrolledOutput", "AuxProx", "STEPS", "LISTA", "ista_parameters", "BlockUnrolled", "ISTANet",
-           "ISTANetProx", "ResNetProx", "resnet_unrolled", "FlowPGD", "FISTANet"]
+           "ISTANetProx", "ResNetProx", "resnet_unrolled", "FlowPGD", "FISTANet", "ADMMNet"]
