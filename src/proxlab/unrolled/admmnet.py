@@ -80,11 +80,14 @@ def dct_filter_bases(size: int = 3, dtype: torch.dtype = torch.float64) -> torch
     return torch.stack(rows).to(dtype)
 
 
-def piecewise_linear(t: torch.Tensor, values: torch.Tensor, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
+def piecewise_linear(t: torch.Tensor, values: torch.Tensor, low: float = -1.0, high: float = 1.0,
+                     slopes: torch.Tensor | None = None) -> torch.Tensor:
     r"""The learned piecewise-linear function, one per channel: ``t (N, L, H, W)``, ``values (L, M)`` at the ``M``
     equispaced positions of ``[low, high]``; linear between them, slope 1 beyond the ends
-    (:math:`t - p_0 + q_0` below, :math:`t - p_{M-1} + q_{M-1}` above). Differentiable in ``t`` and ``values``."""
+    (:math:`t - p_0 + q_0` below, :math:`t - p_{M-1} + q_{M-1}` above), or the slopes ``slopes (L, 2)``
+    (below, above) when given. Differentiable in ``t``, ``values`` and ``slopes``."""
     L, M = values.shape
+    s_low, s_high = (1.0, 1.0) if slopes is None else (slopes[:, 0].view(1, L, 1, 1), slopes[:, 1].view(1, L, 1, 1))
     step = (high - low) / (M - 1)
     u = (t - low) / step
     k = torch.floor(u).clamp(0, M - 2)
@@ -93,8 +96,8 @@ def piecewise_linear(t: torch.Tensor, values: torch.Tensor, low: float = -1.0, h
     flat = values.reshape(-1)
     q0, q1 = flat[idx], flat[idx + 1]
     inside = q0 + (q1 - q0) * frac
-    below = t - low + values[:, 0].view(1, L, 1, 1)
-    above = t - high + values[:, -1].view(1, L, 1, 1)
+    below = (t - low) * s_low + values[:, 0].view(1, L, 1, 1)
+    above = (t - high) * s_high + values[:, -1].view(1, L, 1, 1)
     return torch.where(u < 0, below, torch.where(u >= M - 1, above, inside))
 
 
