@@ -152,3 +152,22 @@ def admm_net(operator, stages: int = 9, filters: int = 8, filter_size: int = 3, 
 
 
 __all__ += ["admm_net"]
+
+
+@register_model("admm-csnet", needs_operator=True)
+def admm_csnet(operator, stages: int = 10, filters: int = 128, kernel: int = 5, tied: bool = False,
+               final_dc: bool = True, rho: float = 0.1, eta: float = 1.0, plf_points: int = 101, conv_init: str = "he"):
+    """:class:`~proxlab.unrolled.ADMMCSNet` (ADMM-CSNet) on the mask of the task's :class:`~proxlab.operators.MRI`,
+    taking its orthonormal k-space; ``tied=True`` shares one set of stage weights (the authors' PyTorch port),
+    ``conv_init="port"`` starts the convolutions as the port does (N(0, 0.025²)) instead of the paper's He."""
+    from ..operators import MRI
+    from ..unrolled import ADMMCSNet
+
+    if not isinstance(operator, MRI):
+        raise TypeError(f"model 'admm-csnet': operator must be an MRI operator (its mask), got "
+                        f"{type(operator).__name__}")
+    return ADMMCSNet(operator, stages, filters, kernel, tied=tied, final_dc=final_dc, rho=rho, eta=eta,
+                     plf_points=plf_points, conv_init=conv_init)
+
+
+__all__ += ["admm_csnet"]

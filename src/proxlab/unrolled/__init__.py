@@ -8,7 +8,8 @@ learns the gradient map itself (matrices, not scalars around a fixed operator), 
 latent shrinkage; its start :math:`g(0)` and its last fold (a gradient step without shrinkage) are its own.
 :class:`FISTANet` (sparse-view CT) shares one learned block across its phases and learns six scalars.
 :class:`ADMMNet` (Deep ADMM-Net, CS-MRI) has its own layers (exact Fourier solve, DCT-basis filters, learned
-piecewise-linear shrinkage) and loads the authors' released MATLAB nets.
+piecewise-linear shrinkage) and loads the authors' released MATLAB nets; :class:`ADMMCSNet` is its generic
+successor (a learned conv-PLF-conv denoising block in the z-step).
 """
 
 from .base import STEPS, AuxProx, Unrolled, UnrolledOutput
@@ -17,6 +18,8 @@ from .flow_pgd import FlowPGD
 from .fistanet import FISTANet
 from .lista import LISTA, ista_parameters
 from .admmnet import ADMMNet
+from .admmcsnet import ADMMCSNet
 
 __all__ = ["Unrolled", "UnrolledOutput", "AuxProx", "STEPS", "LISTA", "ista_parameters", "BlockUnrolled", "ISTANet",
-           "ISTANetProx", "ResNetProx", "resnet_unrolled", "FlowPGD", "FISTANet", "ADMMNet"]
+           "ISTANetProx", "ResNetProx", "resnet_unrolled", "FlowPGD", "FISTANet", "ADMMNet",
+           "ADMMCSNet"]
