@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         "table": table, "time_to_quality": ttq, "goal": {"target_ratio": GOAL, "rows_met": [
             f"{r['image']} {r['net']}" for r in ttq if r["reached"] and r["ratio_float32"] >= GOAL]},
         "curves": {"columns": ["iteration", "seconds", "psnr"], **curves},
-        "figure": str(figure), "wall_s": round(time.perf_counter() - t_start, 1),
+        "figure": str(Path(figure).resolve().relative_to(Path(__file__).resolve().parents[1]))
+        if Path(figure).resolve().is_relative_to(Path(__file__).resolve().parents[1]) else str(figure), "wall_s": round(time.perf_counter() - t_start, 1),
         "load_average": {"start": load0, "end": os.getloadavg()},
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                     "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
