@@ -5,7 +5,9 @@ import torch
 
 from proxlab.zoo import list_zoo, load_zoo_model, zoo_info
 
-MNIST_MODELS = [n for n in list_zoo() if zoo_info(n)["data"].get("source") == "mnist5k"]
+MNIST_MODELS = [n for n in list_zoo() if zoo_info(n)["data"].get("source") == "mnist5k"
+                and "model" in zoo_info(n)["test_metrics"]]  # scored by PSNR (flows: by bits/dim, below)
+FLOW_MODELS = [n for n in list_zoo() if zoo_info(n)["model"]["name"] == "glow"]
 
 
 def test_expected_models_are_shipped():
@@ -30,6 +32,25 @@ def test_recorded_test_psnr_is_reproduced(name):
     got = float(psnr(out, x).mean())
     assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
     assert got > max(b["mean"]["psnr"] for b in info["test_metrics"]["baselines"].values())
+
+
+@pytest.mark.parametrize("name", FLOW_MODELS)
+def test_recorded_bits_per_dim_is_reproduced(name):
+    """The flow's test bits/dim (its run's flow_likelihood protocol: the test split, padded, dequantised with the
+    run's seed + 2) recomputed from the shipped weights, and better than a flow of the same shape untrained."""
+    from proxlab.experiments.config import load_config
+    from proxlab.experiments.flow_parts import validation_bits_per_dim
+    from proxlab.experiments.parts import SOURCES
+    from proxlab.registry import build_model
+
+    info = zoo_info(name)
+    cfg = load_config(info["config"])
+    test = SOURCES.get(cfg.data.source).build(cfg.data, cfg.seed).test
+    model, _ = load_zoo_model(name)
+    got = validation_bits_per_dim(model, test, seed=cfg.seed + 2)
+    assert got == pytest.approx(info["test_metrics"]["bits_per_dim"], abs=2e-3)
+    fresh = build_model("glow", **info["model"]["options"])
+    assert got < validation_bits_per_dim(fresh, test[:64], seed=0) - 2.0
 
 
 def test_lpn_laplacian_is_close_to_soft_thresholding_and_its_prior_to_abs():
