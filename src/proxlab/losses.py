@@ -30,6 +30,7 @@ __all__ = [
     "denoising_schedule_loss",
     "istanet_loss",
     "fistanet_loss",
+    "simulate_batch",
 ]
 
 
@@ -144,15 +145,22 @@ def simulated(operator: nn.Module, sigma: float, criterion: Callable[[torch.Tens
     sigma = check_positive("sigma", sigma, strict=False)
 
     def loss_fn(model: nn.Module, batch, ctx) -> torch.Tensor:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        with torch.no_grad():
-            y = operator(x)
-            if sigma > 0:
-                n = torch.randn(y.shape, generator=ctx.generator, dtype=torch.float32)
-                y = y + sigma * n.to(device=y.device, dtype=y.dtype)
+        x, y = simulate_batch(operator, sigma, batch, ctx.generator)
         return criterion(model(y), x)
 
     return loss_fn
+
+
+def simulate_batch(operator: nn.Module, sigma: float, batch, generator: torch.Generator | None):
+    r"""``(x, y)`` for a batch of clean images (or a ``(x, ...)`` tuple): :math:`y = A x + \sigma n`, without
+    gradient, :math:`n` drawn in float32 from ``generator`` (so a resumed run draws the same noise)."""
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    with torch.no_grad():
+        y = operator(x)
+        if sigma > 0:
+            n = torch.randn(y.shape, generator=generator, dtype=torch.float32)
+            y = y + sigma * n.to(device=y.device, dtype=y.dtype)
+    return x, y
 
 
 def istanet_loss(pred: torch.Tensor, target: torch.Tensor, aux=None, gamma: float = 0.01) -> torch.Tensor:

@@ -173,19 +173,14 @@ def istanet_training_loss(opts: ISTANetLossOptions, ctx: LossContext):
     """MSE + γ × ISTA-Net's symmetry term: on blocks from the source's sampler (block CS, ``cs_blocks``), or, for a
     source without one, on simulated measurements ``y = A x + σ n`` of its images by the task's operator (ISTA-Net
     over any operator, e.g. CT). Networks without symmetry terms (ResNet-PGD) get the MSE alone."""
-    from ..losses import istanet_loss
+    from ..losses import istanet_loss, simulate_batch
 
     sampler = ctx.splits.sampler
     if sampler is None:
         operator, sigma = ctx.operator, float(ctx.noise)
 
         def simulated_fn(net, batch, step):
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            with torch.no_grad():
-                y = operator(x)
-                if sigma > 0:
-                    n = torch.randn(y.shape, generator=step.generator, dtype=torch.float32)
-                    y = y + sigma * n.to(device=y.device, dtype=y.dtype)
+            x, y = simulate_batch(operator, sigma, batch, step.generator)
             out = net(y, return_aux=True)
             return istanet_loss(out.x, x, out.aux, gamma=opts.gamma)
 

@@ -71,17 +71,12 @@ class FISTANetLossOptions(BaseModel):
 @register_loss("fistanet", FISTANetLossOptions)
 def _fistanet(opts: FISTANetLossOptions, ctx: LossContext):
     """MSE + ``symmetry`` × Σ mean(sym²) + ``sparsity`` × Σ mean|code| on simulated measurements (FISTA-Net)."""
-    from ..losses import fistanet_loss
+    from ..losses import fistanet_loss, simulate_batch
 
     operator, sigma = ctx.operator, float(ctx.noise)
 
     def loss_fn(model, batch, step):
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        with torch.no_grad():
-            y = operator(x)
-            if sigma > 0:
-                n = torch.randn(y.shape, generator=step.generator, dtype=torch.float32)
-                y = y + sigma * n.to(device=y.device, dtype=y.dtype)
+        x, y = simulate_batch(operator, sigma, batch, step.generator)
         out = model(y, return_aux=True)
         return fistanet_loss(out.x, x, out.aux, symmetry=opts.symmetry, sparsity=opts.sparsity)
 

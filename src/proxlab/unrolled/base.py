@@ -49,6 +49,24 @@ __all__ = ["Unrolled", "UnrolledOutput", "AuxProx", "STEPS"]
 #: The built-in steps (the table may hold more: :data:`proxlab.solvers.STEP_TABLE`).
 STEPS = ("pgd", "fista", "admm", "hqs")
 
+class OperatorNormCache:
+    """For a network around ``self.operator``: :math:`\\|A\\|^2` per input shape, computed once and kept as a Python
+    float (``forward`` runs no power iteration after the first call, and ``torch.compile`` sees a constant), dropped
+    when weights are loaded (the operator's buffers, Φ or a mask, may arrive with them). Put it before
+    ``nn.Module`` in the bases."""
+
+    def _norm(self, shape) -> float:
+        norms = self.__dict__.setdefault("_norms", {})
+        key = tuple(shape)
+        if key not in norms:
+            norms[key] = self.operator.norm(key)
+        return norms[key]
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self.__dict__.setdefault("_norms", {}).clear()
+        super()._load_from_state_dict(*args, **kwargs)
+
+
 class UnrolledOutput(NamedTuple):
     """What ``Unrolled(y, return_aux=True)`` returns: the estimate ``x`` and the extra loss terms ``aux``
     (term name -> one tensor per stage, in stage order). A named tuple, so DDP and ``torch.compile`` pass it
@@ -72,7 +90,7 @@ class AuxProx(nn.Module):
         return self.forward_aux(v, tau)[0]
 
 
-class Unrolled(nn.Module):
+class Unrolled(OperatorNormCache, nn.Module):
     """K stages of a registered ``step`` (``pgd``, ``fista``, ``admm``, ``hqs``, ...) with a learned prox.
 
     Parameters
@@ -168,15 +186,7 @@ class Unrolled(nn.Module):
         """The step sizes, multiples of :math:`1/\\|A\\|^2` (PGD, FISTA, ISTA-Net; :meth:`scalar` for others)."""
         return self.scalar("step_size")
 
-    def _norm(self, shape) -> float:
-        key = tuple(shape)
-        if key not in self._norms:
-            self._norms[key] = self.operator.norm(key)
-        return self._norms[key]
-
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # the operator's buffers (Φ, a mask) arrive with the weights and may change ‖A‖²
-        self._norms.clear()
         if prefix + "raw_step_size" in state_dict and "step_size" not in self.entry.scalars and self.entry.scalars:
             raise ValueError(f"these weights hold 'raw_step_size' for step {self.step!r}: saved before its penalty "
                              f"became relative to ‖A‖² (now 'raw_{next(iter(self.entry.scalars))}', the old value "

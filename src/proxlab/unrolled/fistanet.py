@@ -54,7 +54,7 @@ from .._checks import check_choice
 from ..operators.base import LinearOperator
 from ..operators.ct import ParallelBeamCT
 from ..priors.classic.sparsity import soft_threshold_unchecked
-from .base import AuxProx, UnrolledOutput
+from .base import AuxProx, OperatorNormCache, UnrolledOutput
 
 __all__ = ["FISTANet", "FISTANetBlock", "GRADIENTS"]
 
@@ -116,7 +116,7 @@ class FISTANetBlock(AuxProx):
         return x, {"symmetry": sym, "sparsity": code}
 
 
-class FISTANet(nn.Module):
+class FISTANet(OperatorNormCache, nn.Module):
     """FISTA-Net: ``phases`` phases of one shared :class:`FISTANetBlock` (see the module docstring).
 
     Parameters
@@ -176,15 +176,6 @@ class FISTANet(nn.Module):
         s = F.softplus(self.w_rho * self._k() + self.b_rho)
         return (s - F.softplus(self.b_rho)) / s
 
-    def _norm(self, shape) -> float:
-        key = tuple(shape)
-        if key not in self._norms:
-            self._norms[key] = self.operator.norm(key)
-        return self._norms[key]
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._norms.clear()  # the operator's buffers may arrive with the weights
-        super()._load_from_state_dict(*args, **kwargs)
 
     # ------------------------------------------------------------------ the phases
     def _direction(self, y: torch.Tensor, b: torch.Tensor, inv_norm: float | None) -> torch.Tensor:

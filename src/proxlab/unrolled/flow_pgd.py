@@ -33,6 +33,7 @@ from ..operators import LinearOperator
 from ..priors.flow import Glow
 from ..priors.flow_recompute import decode_recomputed, encode_recomputed
 from ..solvers.steps import Scalar, gradient_step
+from .base import OperatorNormCache
 
 __all__ = ["FlowPGD"]
 
@@ -40,7 +41,7 @@ _STEP = Scalar(1.0, "softplus", "inv_norm")
 _SHRINK = Scalar(0.1, "softplus", "none")
 
 
-class FlowPGD(nn.Module):
+class FlowPGD(OperatorNormCache, nn.Module):
     """K folds of proximal gradient with GLOW latent shrinkage (see the module docstring).
 
     Parameters
@@ -94,15 +95,6 @@ class FlowPGD(nn.Module):
         """λ_k of the folds that shrink (1 … K−1; one when tied)."""
         return _SHRINK.value(self.raw_shrinkage)
 
-    def _norm(self, shape) -> float:
-        key = tuple(shape)
-        if key not in self._norms:
-            self._norms[key] = self.operator.norm(key)
-        return self._norms[key]
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._norms.clear()
-        super()._load_from_state_dict(*args, **kwargs)
 
     # ------------------------------------------------------------------ the folds
     def _flow(self, k: int) -> Glow:
