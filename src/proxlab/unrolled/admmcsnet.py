@@ -69,10 +69,10 @@ import math
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_tensor
+from .._checks import check_choice
 from ..operators.mri import MRI
 from ..solvers.steps import PARAMETRISATIONS
-from .admmnet import NORMS, _int_at_least, _mask_of, _number, piecewise_linear
+from .admmnet import NORMS, _int_at_least, _mask_of, _number, checked_kspace, piecewise_linear
 
 __all__ = ["ADMMCSNet", "ADMMCSNetStage", "PiecewiseLinear", "CONV_INITS"]
 
@@ -269,15 +269,8 @@ class ADMMCSNet(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``(B, C, H, W)`` real images from k-space ``y (B, C, H, W)`` (complex, the convention of
         ``norm``; entries outside the mask are ignored)."""
-        y = check_tensor("y", y)
+        y = checked_kspace("ADMMCSNet.forward", y, self.mask.shape, self.blocks[0].eta.dtype)
         H, W = self.mask.shape
-        if y.ndim != 4 or tuple(y.shape[-2:]) != (H, W):
-            raise ValueError(f"ADMMCSNet.forward: y must have shape (B, C, {H}, {W}) (the mask's k-space grid), "
-                             f"got shape {tuple(y.shape)}")
-        if not y.is_complex():
-            raise TypeError(f"ADMMCSNet.forward: y must be complex k-space, got dtype {y.dtype}")
-        real = self.blocks[0].eta.dtype
-        y = y.to(torch.complex128 if real == torch.float64 else torch.complex64)
         B, C = y.shape[:2]
         y = y.reshape(B * C, 1, H, W)
         if self.norm == "backward":

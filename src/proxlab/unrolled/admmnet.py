@@ -118,6 +118,19 @@ def _number(name: str, value: object) -> float:
     return float(value)
 
 
+
+def checked_kspace(where: str, y, shape, real_dtype: torch.dtype) -> torch.Tensor:
+    """``y`` checked as complex k-space ``(B, C, H, W)`` on the mask's grid ``shape``, cast to the complex dtype
+    of ``real_dtype``; a clear error naming ``where`` otherwise."""
+    y = check_tensor("y", y)
+    H, W = shape
+    if y.ndim != 4 or tuple(y.shape[-2:]) != (H, W):
+        raise ValueError(f"{where}: y must have shape (B, C, {H}, {W}) (the mask's k-space grid), got shape "
+                         f"{tuple(y.shape)}")
+    if not y.is_complex():
+        raise TypeError(f"{where}: y must be complex k-space, got dtype {y.dtype}")
+    return y.to(torch.complex128 if real_dtype == torch.float64 else torch.complex64)
+
 class ADMMNet(nn.Module):
     r"""Deep ADMM-Net for single-coil Cartesian MRI (see the module docstring for the maths and conventions).
 
@@ -229,15 +242,8 @@ class ADMMNet(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``(B, C, H, W)`` real images from k-space ``y (B, C, H, W)`` (complex; the convention of
         ``norm``; entries outside the mask are ignored)."""
-        y = check_tensor("y", y)
+        y = checked_kspace("ADMMNet.forward", y, self.mask.shape, self.rec_rho.dtype)
         H, W = self.mask.shape
-        if y.ndim != 4 or tuple(y.shape[-2:]) != (H, W):
-            raise ValueError(f"ADMMNet.forward: y must have shape (B, C, {H}, {W}) (the mask's k-space grid), "
-                             f"got shape {tuple(y.shape)}")
-        if not y.is_complex():
-            raise TypeError(f"ADMMNet.forward: y must be complex k-space, got dtype {y.dtype}")
-        real = self.rec_rho.dtype
-        y = y.to(torch.complex128 if real == torch.float64 else torch.complex64)
         B, C = y.shape[:2]
         y = y.reshape(B * C, 1, H, W) * self.mask
         if self.norm == "backward":
