@@ -263,3 +263,4 @@ from . import lista_parts  # noqa: E402,F401
 from . import lpn_parts, pnp_parts  # noqa: E402,F401
 from . import flow_parts, flow_solvers  # noqa: E402,F401
 from . import ct_parts, ct_tables  # noqa: E402,F401
+from . import mri_parts  # noqa: E402,F401

@@ -390,6 +390,9 @@ class TrainingConfig(_Section):
     ``snapshots/[stageK_]step_NNNNNN.safetensors`` (for learning curves); ``steps = 0`` trains nothing (the model is evaluated as ``init`` leaves it, e.g. a zoo
     entry); ``threads`` > 0 sets torch's intra-op threads for the stage (0: leave them). ``init``: ``fresh`` (the model as built), ``previous`` (the weights the previous stage
     ended with; the default of every stage after the first), ``zoo:NAME`` or a ``.safetensors`` path.
+    ``optimizer``: ``adam`` or ``lbfgs`` (:class:`torch.optim.LBFGS` with a strong-Wolfe line search, ``lr`` its
+    first trial step, ``lbfgs_iterations`` per step on one batch, ``lbfgs_history`` stored pairs; full-batch when
+    ``batch_size`` is the training set).
     ``steps_scale`` shortens (or lengthens) a schedule: ``steps``, ``warmup_steps``, ``milestones``,
     ``step_size`` and a loss's own step counts are run as :meth:`scaled` of them (``--set training.steps_scale=0.25``).
     """
@@ -421,6 +424,9 @@ class TrainingConfig(_Section):
     snapshot_every: NonNegInt = 0
     init: str = "fresh"
     steps_scale: PosFloat = 1.0
+    optimizer: Literal["adam", "lbfgs"] = "adam"
+    lbfgs_iterations: PosInt = 1
+    lbfgs_history: PosInt = 10
 
     def scaled(self, n: int) -> int:
         """``n`` steps under ``steps_scale``: ``round(n * steps_scale)``, at least 1 (0 stays 0)."""
@@ -434,6 +440,11 @@ class TrainingConfig(_Section):
         if not _DEVICE.match(self.device):
             raise _Fail("device", f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
                                   f"{v.hint(self.device, ('auto', 'cpu', 'cuda'))}")
+        if self.optimizer == "lbfgs":
+            for key, why in (("lr_groups", "one parameter group"), ("weight_decay", "no weight decay"),
+                             ("grad_clip", "no clipping (its line search needs the true gradient)")):
+                if getattr(self, key):
+                    raise _Fail(key, f"optimizer 'lbfgs' takes {why}, expected it unset, got {getattr(self, key)!r}")
         if self.steps > 0:  # steps = 0 evaluates only: the schedule is not used (an evaluation needs one override)
             self._check_schedule()
         _validate_part_options(_part(_LOSS_PARTS, self.loss, "loss"), self.loss_options, "loss_options")

@@ -78,6 +78,9 @@ def save_model(path: str | os.PathLike, model: nn.Module, metadata: dict[str, An
 
 
 # ---- optimizer state <-> flat tensors + JSON -----------------------------------------------------
+_LIST = "__list__"  # a scalars entry {_LIST: n} stands for a list of n tensors (or None) stored as NAME.i
+
+
 def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     sd = opt.state_dict()
     tensors, scalars = {}, {}
@@ -85,6 +88,12 @@ def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
         for name, val in st.items():
             if isinstance(val, torch.Tensor):
                 tensors[f"optimizer.{pid}.{name}"] = val
+            elif isinstance(val, (list, tuple)) and all(v is None or isinstance(v, torch.Tensor) for v in val):
+                # L-BFGS keeps its history as lists of tensors (None where a slot is unused): one tensor per entry
+                for i, v in enumerate(val):
+                    if v is not None:
+                        tensors[f"optimizer.{pid}.{name}.{i}"] = v
+                scalars[f"{pid}.{name}"] = {_LIST: len(val)}
             else:
                 scalars[f"{pid}.{name}"] = val
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
@@ -92,13 +101,18 @@ def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
 
 def _optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
     state: dict[int, dict[str, Any]] = {}
+    lists = {key for key, val in info["scalars"].items() if isinstance(val, dict) and _LIST in val}
+    for key, val in info["scalars"].items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = [None] * int(val[_LIST]) if key in lists else val
     for key, val in tensors.items():
         if key.startswith("optimizer."):
             _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = val
-    for key, val in info["scalars"].items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = val
+            head, _, index = name.rpartition(".")
+            if f"{pid}.{head}" in lists and index.isdigit():
+                state[int(pid)][head][int(index)] = val
+            else:
+                state.setdefault(int(pid), {})[name] = val
     opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
 
 

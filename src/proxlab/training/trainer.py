@@ -126,6 +126,11 @@ def _collate(data, indices):
     return torch.utils.data.default_collate(items)
 
 
+#: Optimisers the Trainer runs: Adam (per-group learning rates, weight decay, clipping) and L-BFGS (one group, a
+#: strong-Wolfe line search; each step runs ``lbfgs_iterations`` iterations on one batch).
+OPTIMIZERS = ("adam", "lbfgs")
+
+
 class Trainer:
     """Train ``model`` by minimising ``loss_fn(model, batch, ctx)`` (``ctx``: :class:`StepContext`).
 
@@ -151,6 +156,12 @@ class Trainer:
         Which validation entry decides the best model (``psnr``/``ssim`` higher, ``loss``/``mse`` lower).
     patience:
         Stop after this many validations without improvement (0: never).
+    optimizer:
+        ``adam`` (default) or ``lbfgs``: :class:`torch.optim.LBFGS` with a strong-Wolfe line search, ``lr`` its
+        first trial step (1 is usual), ``lbfgs_iterations`` iterations per step on the step's batch (every
+        evaluation sees the same batch and noise) and ``lbfgs_history`` stored pairs; one parameter group, no weight
+        decay, no clipping. With ``batch_size`` = the training set it is full-batch L-BFGS, as Deep ADMM-Net's
+        authors trained. Its history is checkpointed, so a resume continues the same iterations.
     out_dir:
         Where checkpoints, ``best.safetensors`` and ``log.jsonl`` go; ``None`` keeps everything in memory.
     """
@@ -165,7 +176,7 @@ class Trainer:
                  checkpoint_every: int = 100, log_every: int = 10, patience: int = 0, metric: str = "psnr",
                  out_dir: str | Path | None = None, seed: int = 0, device: str | torch.device = "cpu",
                  progress: bool = True, num_workers: int = 0, config: dict | None = None, keep_checkpoints: int = 1,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", optimizer: str = "adam", lbfgs_iterations: int = 1, lbfgs_history: int = 10):
         for name, v, lo in [("steps", steps, 1), ("batch_size", batch_size, 1), ("val_every", val_every, 1),
                             ("checkpoint_every", checkpoint_every, 1), ("log_every", log_every, 1),
                             ("patience", patience, 0), ("num_workers", num_workers, 0), ("seed", seed, 0)]:
@@ -177,6 +188,15 @@ class Trainer:
             raise ValueError(f"grad_clip must be >= 0, got {grad_clip!r}")
         check_choice("metric", metric, list(HIGHER_IS_BETTER))
         check_choice("precision", precision, ["fp32", "bf16"])
+        check_choice("optimizer", optimizer, list(OPTIMIZERS))
+        for name, v in [("lbfgs_iterations", lbfgs_iterations), ("lbfgs_history", lbfgs_history)]:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if optimizer == "lbfgs":
+            for name, v, why in [("lr_groups", lr_groups, "one parameter group"), ("weight_decay", weight_decay, "no decay"),
+                                 ("grad_clip", grad_clip, "its line search needs the true gradient")]:
+                if v:
+                    raise ValueError(f"{name}: optimizer 'lbfgs' takes {why}, expected it unset, got {v!r}")
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable as loss_fn(model, batch, ctx), got {type(loss_fn).__name__}")
         self.device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per process
@@ -199,7 +219,12 @@ class Trainer:
             self.lr_factor = schedule
         else:
             self.lr_factor = lr_factor(schedule, steps, warmup_steps, milestones, gamma, step_size)
-        self.optimizer = torch.optim.Adam(self._param_groups(lr, lr_groups or {}), lr=lr, weight_decay=weight_decay)
+        self.optimizer_name = optimizer
+        if optimizer == "lbfgs":  # full-memory steps with a strong-Wolfe line search; lr is its first trial step
+            self.optimizer = torch.optim.LBFGS(self._param_groups(lr, {}), lr=lr, max_iter=lbfgs_iterations,
+                                               history_size=lbfgs_history, line_search_fn="strong_wolfe")
+        else:
+            self.optimizer = torch.optim.Adam(self._param_groups(lr, lr_groups or {}), lr=lr, weight_decay=weight_decay)
         self.ddp_model = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -418,21 +443,47 @@ class Trainer:
         f = self.lr_factor(self.step)
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * f
+        if self.optimizer_name == "lbfgs":
+            loss, extras = self._lbfgs_step(batch)
+        else:
+            loss, extras = self._evaluate_loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+        if self.post_step is not None:
+            with torch.no_grad():
+                self.post_step(self.model)
+        return float(loss.detach()), {k: float(v) for k, v in extras.items()}
+
+    def _evaluate_loss(self, batch) -> tuple[torch.Tensor, dict]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             out = self.loss_fn(self.ddp_model, batch, StepContext(self.step, self.generator))
         loss, extras = (out if isinstance(out, tuple) else (out, {}))
         if not torch.isfinite(loss.detach()).all():
             where = f"the last good checkpoint is in {self.out_dir}" if self.out_dir is not None else "no checkpoint folder was set"
             raise TrainingDiverged(f"loss became {float(loss.detach())} at step {self.step + 1}; training stopped ({where})")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
-        if self.post_step is not None:
-            with torch.no_grad():
-                self.post_step(self.model)
-        return float(loss.detach()), {k: float(v) for k, v in extras.items()}
+        return loss, extras
+
+    def _lbfgs_step(self, batch) -> tuple[torch.Tensor, dict]:
+        """One L-BFGS step on ``batch``: every evaluation of its line search sees the same batch and the same noise
+        (the generator is rewound to where the step began), so the step minimises one fixed objective. Returns the
+        loss at the step's start point, as Adam's steps do."""
+        start = self.generator.get_state()
+        first: list = []
+
+        def closure():
+            self.generator.set_state(start)
+            loss, extras = self._evaluate_loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if not first:
+                first.append((loss.detach(), extras))
+            return loss
+
+        self.optimizer.step(closure)
+        return first[0]
 
     def _open_tensorboard(self) -> None:
         try:

@@ -1,0 +1,95 @@
+"""``admmnet-mri`` and its source ``mri_images`` on small files the tests write: .mat training images and PNG test
+images are read in name order, refused with the setting named when they cannot serve, and a tiny ADMM-Net trains
+by full-batch L-BFGS (the loss falls at every step) and by Adam."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.io as sio
+from PIL import Image
+
+from proxlab.data import random_ellipses
+from proxlab.experiments import ConfigError
+from proxlab.experiments.mri_parts import load_image_folder
+from proxlab.experiments.runner import run_experiment
+
+SIDE = 24
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mri")
+    imgs = random_ellipses(16, SIDE, seed=5)[:, 0].double().numpy()
+    (d / "train").mkdir()
+    (d / "test").mkdir()
+    for i, im in enumerate(imgs[:12]):
+        sio.savemat(d / "train" / f"im-{i:02d}.mat", {"im_ori": im})
+    for i, im in enumerate(imgs[12:]):
+        Image.fromarray(np.round(im * 255).astype(np.uint8), mode="L").save(d / "test" / f"brain_test_{i:02d}.png")
+    (d / "test" / "notes.txt").write_text("not an image")
+    return d, imgs
+
+
+def test_folders_are_read_in_name_order(folders):
+    d, imgs = folders
+    train, names = load_image_folder(d / "train")
+    assert train.shape == (12, 1, SIDE, SIDE) and names == [f"im-{i:02d}" for i in range(12)]
+    np.testing.assert_allclose(train[3, 0].numpy(), imgs[3], atol=1e-7)
+    test, names = load_image_folder(d / "test")
+    assert names == [f"brain_test_{i:02d}" for i in range(4)]  # the .txt file is not an image
+    np.testing.assert_allclose(test[1, 0].numpy(), np.round(imgs[13] * 255) / 255, atol=1e-6)
+
+
+def test_bad_folders_are_refused_with_the_setting_named(tmp_path, folders):
+    d, imgs = folders
+    with pytest.raises(FileNotFoundError, match=r"^data\.options\.train: expected a folder of MR images"):
+        load_image_folder(tmp_path / "nope", where="data.options.train")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"holds no \.mat or image files"):
+        load_image_folder(tmp_path / "empty")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    sio.savemat(mixed / "a.mat", {"im_ori": imgs[0]})
+    sio.savemat(mixed / "b.mat", {"im_ori": imgs[1][:20, :20]})
+    with pytest.raises(ValueError, match=r"expected images of one size .*\(20, 20\), \(24, 24\)"):
+        load_image_folder(mixed)
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    sio.savemat(hot / "a.mat", {"im_ori": imgs[0] * 300})
+    with pytest.raises(ValueError, match=r"a\.mat: expected values in \[0, 1\], got \[0, 3"):
+        load_image_folder(hot)
+    with pytest.raises(ValueError, match=r"expected a variable named 'img'"):
+        load_image_folder(d / "train", key="img")
+
+
+def _run(folders, out, *extra):
+    d, _ = folders
+    return run_experiment("admmnet-mri", out=out, progress=False, echo=False, overrides=[
+        f"data.options.train={d / 'train'}", f"data.options.test={d / 'test'}", "data.options.val_count=2",
+        "model.options.stages=2", "evaluation.baselines=['init']", *extra])
+
+
+def test_full_batch_lbfgs_lowers_the_loss_every_step_and_beats_zero_filling(folders, tmp_path):
+    _run(folders, tmp_path / "lbfgs", "training.steps=4", "training.batch_size=10", "training.val_every=2",
+               'sweep.runs=[{label = "lbfgs"}]')
+    m = json.loads((tmp_path / "lbfgs" / "runs" / "lbfgs" / "metrics.json").read_text())
+    log = [json.loads(x) for x in (tmp_path / "lbfgs" / "runs" / "lbfgs" / "checkpoints" / "log.jsonl").read_text()
+           .splitlines()]
+    losses = [h["loss"] for h in log if "loss" in h]
+    assert len(losses) == 4 and all(b < a for a, b in zip(losses, losses[1:]))  # one fixed objective, line search
+    assert m["test_images"] == 4
+    assert m["model"]["mean"]["psnr"] > m["baselines"]["init"]["mean"]["psnr"]
+
+
+def test_adam_run_and_options_lbfgs_cannot_take(folders, tmp_path):
+    _run(folders, tmp_path / "adam", 'sweep.runs=[{label = "adam", set = ["training.optimizer=adam", '
+         '"training.lr=1e-3", "training.batch_size=2", "training.steps=2", "training.val_every=1"]}]')
+    assert (tmp_path / "adam" / "runs" / "adam" / "model.safetensors").is_file()
+    with pytest.raises(ConfigError, match=r"^training\.weight_decay: optimizer 'lbfgs' takes no weight decay"):
+        _run(folders, tmp_path / "never", "training.weight_decay=1e-4")
+    with pytest.raises(ConfigError, match=r"^training\.optimizer: .*'adam'.*'lbfgs'.*got 'sgd'"):
+        _run(folders, tmp_path / "never", "training.optimizer=sgd")
+    assert not (tmp_path / "never").exists()
