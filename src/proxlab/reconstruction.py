@@ -137,6 +137,17 @@ def _check_geometry(learned: _Learned, task: Task, size: tuple[int, int]) -> Non
     if trained is not None and tuple(trained) != tuple(size):
         raise ValueError(f"{name} was trained on {trained[0]}×{trained[1]} images, got {size[0]}×{size[1]}; "
                          f"resize the input (--size {trained[0]} on the command line, or resize it yourself)")
+    digest = (info.get("data") or {}).get("mask_sha256")
+    if task.name == "mri" and digest is not None:  # the mask itself, wherever its file lives
+        from .operators.mri import mask_sha256
+
+        mask = task.operator(tuple(size)).mask
+        if mask_sha256(mask) != digest:
+            ratio = info["data"].get("mask_ratio", float("nan"))
+            raise ValueError(f"{name} was trained for one sampling mask (ratio {ratio:.4f}, sha256 {digest[:12]}…), "
+                             f"got another (ratio {float((mask != 0).float().mean()):.4f}, sha256 "
+                             f"{mask_sha256(mask)[:12]}…); measure with the mask it was trained with (--mask-file)")
+        return
     opts = (info.get("task") or {}).get("options", {})
     for k in keys:
         if k in opts and task.options.get(k) != opts[k]:

@@ -93,3 +93,32 @@ def test_adam_run_and_options_lbfgs_cannot_take(folders, tmp_path):
     with pytest.raises(ConfigError, match=r"^training\.optimizer: .*'adam'.*'lbfgs'.*got 'sgd'"):
         _run(folders, tmp_path / "never", "training.optimizer=sgd")
     assert not (tmp_path / "never").exists()
+
+
+def test_zoo_entry_runs_only_with_its_mask_and_size(folders, tmp_path, monkeypatch):
+    import proxlab.weights
+    import proxlab.zoo
+    from proxlab.experiments.export import export_run
+    from proxlab.operators import MRI
+    from proxlab.operators.mri import mask_sha256
+    from proxlab.reconstruction import measure, reconstruct
+    from proxlab.tasks import make_task
+
+    d, imgs = folders
+    _run(folders, tmp_path / "run", "training.steps=1", "training.batch_size=10", 'sweep.runs=[{label = "lbfgs"}]')
+    monkeypatch.setattr(proxlab.weights, "ZOO_DIR", tmp_path / "zoo")
+    monkeypatch.setattr(proxlab.zoo, "ZOO_DIR", tmp_path / "zoo")
+    info = json.loads(export_run(tmp_path / "run" / "runs" / "lbfgs", "tiny-admm", tmp_path / "zoo").read_text())
+    own = MRI.radial((SIDE, SIDE), 0.2).mask
+    assert info["data"]["image_size"] == [SIDE, SIDE] and info["data"]["mask_sha256"] == mask_sha256(own)
+    x = random_ellipses(1, SIDE, seed=9)
+    A, y = measure("zoo:tiny-admm", x, make_task("mri", ratio=0.2, noise=0.0))
+    assert reconstruct("zoo:tiny-admm", y, A, task="mri").shape == x.shape
+    other = own.clone()
+    other[3, 5] = 1 - other[3, 5]  # one frequency more or less: another mask of the same size and nearly the ratio
+    sio.savemat(tmp_path / "other.mat", {"mask_matrix": other.numpy()})
+    with pytest.raises(ValueError, match=r"zoo:tiny-admm was trained for one sampling mask \(ratio 0\.\d+, sha256 "
+                                         r"[0-9a-f]{12}…\), got another .*--mask-file"):
+        measure("zoo:tiny-admm", x, make_task("mri", mask_file=str(tmp_path / "other.mat"), noise=0.0))
+    with pytest.raises(ValueError, match=r"zoo:tiny-admm was trained on 24×24 images, got 32×32"):
+        measure("zoo:tiny-admm", random_ellipses(1, 32, seed=9), make_task("mri", ratio=0.2, noise=0.0))

@@ -70,6 +70,8 @@ def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None
                                 "published_bits_per_dim": fl.get("published")}
     else:
         info["test_metrics"] = _means_only(raw)
+    if task.name == "mri":
+        info["data"].update(_mask_geometry(run_dir / "model.safetensors"))
     return add_entry(name, run_dir / "model.safetensors", info, zoo_dir)
 
 
@@ -84,6 +86,21 @@ def add_entry(name: str, weights: str | Path, info: dict[str, Any], zoo_dir: str
     shutil.copyfile(weights, zoo_dir / f"{name}.safetensors")
     (zoo_dir / f"{name}.json").write_text(json.dumps(dict(info, name=name), indent=2))
     return zoo_dir / f"{name}.json"
+
+
+def _mask_geometry(weights: Path) -> dict[str, Any]:
+    """An MRI model's sampling mask, from the 2-D ``mask`` buffer in its weights: the image size it runs on, the
+    mask's fingerprint (:func:`~proxlab.operators.mri.mask_sha256`) and its sampling ratio."""
+    from safetensors.torch import load_file
+
+    from ..operators.mri import mask_sha256
+
+    masks = [v for k, v in load_file(weights).items() if k.rsplit(".", 1)[-1] == "mask" and v.ndim == 2]
+    if not masks:
+        raise ValueError(f"{weights}: an MRI model's weights should hold its 2-D sampling mask (a 'mask' buffer), "
+                         "found none")
+    m = masks[0]
+    return {"image_size": list(m.shape), "mask_sha256": mask_sha256(m), "mask_ratio": float((m != 0).float().mean())}
 
 
 def _image_size(cfg) -> tuple[int, ...]:

@@ -22,7 +22,7 @@ from .._checks import check_range, check_tensor
 from .base import LinearOperator, match, rho_tensor
 from .compressed_sensing import load_mat_array
 
-__all__ = ["MRI", "radial_mask", "cartesian_mask"]
+__all__ = ["MRI", "radial_mask", "cartesian_mask", "mask_sha256"]
 
 
 def _square(name: str, size: int | Sequence[int]) -> tuple[int, int]:
@@ -45,6 +45,17 @@ def _radial_lines(H: int, W: int, n_lines: int) -> torch.Tensor:
     mask = torch.zeros(H, W)
     mask[ys[keep], xs[keep]] = 1
     return mask
+
+
+def mask_sha256(mask: torch.Tensor) -> str:
+    """A fingerprint of a sampling mask (which entries are sampled, and the shape), in the layout it is given: two
+    masks have the same one exactly when they sample the same frequencies. Zoo MRI models record theirs."""
+    mask = check_tensor("mask", mask)
+    import hashlib
+
+    h = hashlib.sha256(repr(tuple(mask.shape)).encode())
+    h.update((mask.detach().cpu() != 0).to(torch.uint8).contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def radial_mask(size: int | Sequence[int], ratio: float) -> torch.Tensor:
