@@ -124,6 +124,13 @@ def test_run_list_and_tiny_run_then_zoo_export(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
     assert main(["zoo", "export", str(tmp_path / "run"), "tiny"]) == 0
     capsys.readouterr()
+    before = (tmp_path / "zoo" / "tiny.json").read_text()
+    assert main(["zoo", "export", str(tmp_path / "run"), "tiny"]) == 2  # an existing entry is not replaced silently
+    err = capsys.readouterr().err
+    assert "zoo entry 'tiny' exists already" in err and "--force" in err
+    assert (tmp_path / "zoo" / "tiny.json").read_text() == before
+    assert main(["zoo", "export", str(tmp_path / "run"), "tiny", "--force"]) == 0
+    capsys.readouterr()
     assert main(["zoo"]) == 0
     listing = capsys.readouterr().out
     assert "tiny" in listing and "denoise" in listing and "proxlab run tiny-cli" in listing
@@ -252,3 +259,14 @@ def test_reconstruct_with_a_block_cs_zoo_model_uses_its_own_phi(tmp_path, monkey
     assert {r["task"] for r in rows} == {"cs", "cs (zoo:tiny-ista)"}
     zoo_row = next(r for r in rows if r["method"] == "zoo:tiny-ista")
     assert zoo_row["psnr"] > 5
+
+
+def test_method_help_lists_every_classic_method_and_the_pnp_ones(capsys):
+    from proxlab.cli.main import METHOD_NAMES
+    from proxlab.methods import CLASSIC_METHODS
+
+    assert tuple(CLASSIC_METHODS) == METHOD_NAMES
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(m in text for m in METHOD_NAMES) and "pnp-admm / pnp-pgd take a learned prox with --prior" in text

@@ -62,6 +62,48 @@ def test_run_writes_folder_report_and_metrics(tmp_path):
         run_experiment(write(tmp_path), out=tmp_path / "run", progress=False, echo=False)
 
 
+def test_a_folder_killed_before_its_first_checkpoint_is_not_stuck(tmp_path):
+    stuck = tmp_path / "stuck"
+    stuck.mkdir()
+    (stuck / "config.toml").write_text(write(tmp_path).read_text())  # what a run leaves if killed in its first minute
+    (stuck / "run.log").write_text("[00:00:00] experiment tiny: starting\n")
+    (stuck / "overrides.json").write_text('["training.steps=99"]')
+    (stuck / "checkpoints").mkdir()
+    res = run_experiment(write(tmp_path, steps=5), out=stuck, progress=False, echo=False)  # a fresh run takes it over
+    assert res.metrics["training"]["steps"] == 5 and json.loads((stuck / "overrides.json").read_text()) == []
+    assert "stopped before its first checkpoint; starting it anew" in (stuck / "run.log").read_text()
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "config.toml").write_text(write(tmp_path).read_text())
+    res = run_experiment(resume=again, progress=False, echo=False)  # --resume with no checkpoint: from the start
+    assert res.metrics["training"]["steps"] == 10
+
+
+def test_a_warm_up_longer_than_the_run_is_clipped_and_said(tmp_path):
+    from proxlab.experiments.config import load_config
+
+    cfg = load_config(find_experiment("dncnn-mnist-s0.1"), overrides=["training.steps=30"])  # its warm-up is 100
+    assert cfg.training.warmup_steps == 3
+    res = run_experiment(write(tmp_path, steps=5), out=tmp_path / "w", overrides=["training.warmup_steps=50"],
+                         progress=False, echo=False)
+    assert res.metrics["training"]["steps"] == 5
+    assert "training.warmup_steps: 50 is not below steps = 5; the warm-up is clipped to 0 steps" in \
+        (tmp_path / "w" / "run.log").read_text()
+    assert "warmup_steps = 0" in (tmp_path / "w" / "config.toml").read_text()  # the folder says what ran
+
+
+def test_bad_model_options_and_devices_fail_before_the_folder_exists(tmp_path):
+    from proxlab.experiments import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^model\.options\.featurs: unknown key; did you mean 'features'\?"):
+        run_experiment(write(tmp_path, model_options="featurs = 4"), out=tmp_path / "never", progress=False, echo=False)
+    if not torch.cuda.is_available():
+        with pytest.raises((ConfigError, RuntimeError, ValueError), match=r"cuda"):
+            run_experiment(write(tmp_path), out=tmp_path / "never", overrides=["training.device=cuda"], progress=False,
+                           echo=False)
+    assert not (tmp_path / "never").exists()
+
+
 def test_resume_through_runner_matches_straight_run(tmp_path):
     from proxlab.training import load_model_weights
     from proxlab.priors.networks import DnCNN

@@ -55,24 +55,35 @@ def test_resume_after_crash_is_bit_for_bit(tmp_path):
     assert steps == list(range(1, 26))  # the log has no duplicate steps after the resume
 
 
-def test_ctrl_c_checkpoints_then_stops_cleanly(tmp_path):
-    before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN when pytest runs as a background job
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_checkpoints_then_stops_cleanly(tmp_path, sig):
+    before = signal.getsignal(sig)  # default_int_handler, or SIG_IGN when pytest runs as a background job
     ref = net()
     trainer(ref).fit()
 
     def interrupt_at_7(model, _state={"n": 0}):
         _state["n"] += 1
         if _state["n"] == 7:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), sig)
 
     m = net()
     result = trainer(m, tmp_path, post_step=interrupt_at_7).fit()
     assert result.stop_reason == "interrupted" and result.step == 7
     assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] == 7
-    assert signal.getsignal(signal.SIGINT) is before  # the caller's handler restored
+    assert signal.getsignal(sig) is before  # the caller's handler restored
     resumed = net(seed=5)
     trainer(resumed, tmp_path).resume().fit()
     assert weights_equal(ref, resumed)
+
+
+def test_first_checkpoint_comes_early_then_every_n_steps(tmp_path, monkeypatch):
+    monkeypatch.setattr(Trainer, "early_checkpoint_seconds", 0.0)  # "a minute" is due at once
+    t = trainer(net(), tmp_path, steps=12, checkpoint_every=10)
+    saved = []
+    real = t.save_checkpoint
+    monkeypatch.setattr(t, "save_checkpoint", lambda: saved.append(t.step) or real())
+    t.fit()
+    assert saved == [1, 10, 12]  # one early checkpoint, then the cadence (and the end)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -106,9 +117,36 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
         t.resume()
     trainer(net(), tmp_path, steps=5).fit()
     weights = tmp_path / json.loads((tmp_path / "checkpoint.json").read_text())["weights"]
-    weights.write_bytes(weights.read_bytes()[:100])  # truncated file
-    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated file, and no earlier checkpoint to fall back to
+    with pytest.raises(CheckpointError, match=r"no usable checkpoint in .*: ckpt-00000005\.safetensors fails its "
+                                              r"SHA-256 check"):
         trainer(net(), tmp_path).resume()
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    ref = net()
+    trainer(ref, tmp_path / "ref").fit()
+    trainer(net(), tmp_path / "run", steps=20).fit()  # checkpoints every 5 steps: 15 and 20 are kept
+    ptr = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert ptr["step"] == 20 and ptr["previous"]["step"] == 15 and len(ptr["sha256"]) == 64
+    newest = tmp_path / "run" / ptr["weights"]
+    data = bytearray(newest.read_bytes())
+    data[-4096:] = bytes(4096)  # 4 KB zeroed inside the tensor data: the file still parses
+    newest.write_bytes(bytes(data))
+    resumed = net(seed=123)
+    t = trainer(resumed, tmp_path / "run")
+    with pytest.warns(RuntimeWarning, match=r"ckpt-00000020\.safetensors fails its SHA-256 check.*resuming from the "
+                                            r"previous checkpoint \(ckpt-00000015\.safetensors, step 15\)"):
+        t.resume()
+    assert t.step == 15
+    t.fit()
+    assert weights_equal(ref, resumed)  # steps 16-25 again from step 15's state: the same weights as one straight run
+    (tmp_path / "run" / json.loads((tmp_path / "run" / "checkpoint.json").read_text())["previous"]["weights"]).unlink()
+    data = bytearray((tmp_path / "run" / "ckpt-00000025.safetensors").read_bytes())
+    data[-8:] = bytes(b ^ 0xFF for b in data[-8:])  # flipped bits
+    (tmp_path / "run" / "ckpt-00000025.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"no usable checkpoint .*25\.safetensors fails its SHA-256 check .*; ckpt-00000020\.safetensors is missing"):
+        trainer(net(), tmp_path / "run").resume()
 
 
 def test_weights_from_another_architecture(tmp_path):

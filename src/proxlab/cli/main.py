@@ -23,6 +23,12 @@ class UsageError(Exception):
     """Raised for bad user input; reported as one line with exit code 2."""
 
 
+#: The classic method names of ``--method`` (proxlab.methods.CLASSIC_METHODS; kept here so that ``--help`` does
+#: not import torch; a test keeps the two equal).
+METHOD_NAMES = ("init", "tikhonov", "fista-tv", "admm-tv", "hqs-tv", "fista-wavelet", "admm-wavelet", "pnp-admm",
+                "pnp-pgd")
+
+
 def _add_task_options(p: argparse.ArgumentParser) -> None:
     from ..tasks import TASKS
 
@@ -74,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("action", nargs="?", default="list", choices=["list", "export"])
     z.add_argument("run_dir", nargs="?", help="export: the finished run folder")
     z.add_argument("name", nargs="?", help="export: the zoo name")
+    z.add_argument("--force", action="store_true", help="export: replace an existing entry of that name")
 
     pr = sub.add_parser("prior", help="evaluate a learned prior at images: R(x) of an LPN, -log p(x) of a flow")
     pr.add_argument("--model", required=True, help="zoo:NAME of a learned proximal network or a GLOW flow (see 'proxlab zoo')")
@@ -84,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reconstruct", help="simulate a measurement from a clean image, reconstruct it, save a PNG")
     _add_task_options(r)
     r.add_argument("--method", required=True,
-                   help="a classic method (init, tikhonov, fista-tv, admm-tv, hqs-tv, fista-wavelet, admm-wavelet) "
-                        "or zoo:NAME for a pretrained model (see 'proxlab zoo')")
+                   help="a classic method (" + ", ".join(METHOD_NAMES) + ") or zoo:NAME for a pretrained model "
+                        "(see 'proxlab zoo'); pnp-admm / pnp-pgd take a learned prox with --prior zoo:NAME")
     r.add_argument("--prior", help="learned prox for pnp-admm / pnp-pgd: zoo:NAME")
     r.add_argument("--lam", type=float, help="prior weight (task default if omitted)")
     r.add_argument("--rho", type=float, help="ADMM/HQS penalty or Tikhonov weight")

@@ -40,7 +40,7 @@ def zoo_command(args) -> int:
     if args.action == "export":
         if not args.run_dir or not args.name:
             raise ValueError("usage: proxlab zoo export RUN_DIR NAME")
-        print(f"wrote {export_run(args.run_dir, args.name)}")
+        print(f"wrote {export_run(args.run_dir, args.name, force=args.force)}")
         return 0
     names = list_zoo()
     if not names:

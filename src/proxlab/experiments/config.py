@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, field_validator, model_validator
 
 from ..data.sources import MNIST5K_SPLITS, SKIMAGE_IMAGES
 from ..methods import CLASSIC_METHODS
@@ -424,6 +424,7 @@ class TrainingConfig(_Section):
     snapshot_every: NonNegInt = 0
     init: str = "fresh"
     steps_scale: PosFloat = 1.0
+    _notes: list[str] = PrivateAttr(default_factory=list)  # what validation adjusted, for the run's log
     optimizer: Literal["adam", "lbfgs"] = "adam"
     lbfgs_iterations: PosInt = 1
     lbfgs_history: PosInt = 10
@@ -454,11 +455,15 @@ class TrainingConfig(_Section):
 
     def _check_schedule(self) -> None:
         """The schedule keys against the steps (for a stage that trains)."""
-        if self.warmup_steps and self.warmup_steps >= self.steps:
-            raise _Fail("warmup_steps", f"expected an int < steps ({self.steps}), got {self.warmup_steps}")
+        if self.warmup_steps and self.warmup_steps >= self.steps:  # e.g. --set training.steps=30 on a long recipe
+            clipped = self.steps // 10
+            self._notes.append(f"training.warmup_steps: {self.warmup_steps} is not below steps = {self.steps}; the "
+                              f"warm-up is clipped to {clipped} steps (a tenth of the run)")
+            object.__setattr__(self, "warmup_steps", clipped)
         for i, m in enumerate(self.milestones):
             if not 0 < m < self.steps:
-                raise _Fail(f"milestones[{i}]", f"expected an int in (0, steps={self.steps}), got {m}")
+                raise _Fail(f"milestones[{i}]", f"expected an int in (0, steps={self.steps}), got {m} (to shorten "
+                                                f"the whole schedule, set training.steps_scale instead of steps)")
             if i and m <= self.milestones[i - 1]:
                 raise _Fail("milestones", f"expected strictly increasing ints, got {list(self.milestones)}")
         ms = [self.scaled(m) for m in self.milestones]

@@ -23,11 +23,13 @@ def _default_zoo_dir() -> Path:
     return Path(zoo.ZOO_DIR)
 
 
-def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None) -> Path:
-    """Copy a finished run's evaluated weights (``model.safetensors``) into the zoo with their metadata."""
+def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None, force: bool = False) -> Path:
+    """Copy a finished run's evaluated weights (``model.safetensors``) into the zoo with their metadata. An entry
+    ``name`` that exists already is replaced only with ``force=True``."""
     from .config import config_to_dict, load_config
 
     run_dir = Path(run_dir)
+    _refuse_overwrite(name, zoo_dir, force)
     for f in ("config.toml", "metrics.json", "model.safetensors"):
         if not (run_dir / f).is_file():
             raise FileNotFoundError(f"{run_dir} is not a finished run: {f} is missing")
@@ -72,15 +74,27 @@ def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None
         info["test_metrics"] = _means_only(raw)
     if task.name == "mri":
         info["data"].update(_mask_geometry(run_dir / "model.safetensors"))
-    return add_entry(name, run_dir / "model.safetensors", info, zoo_dir)
+    return add_entry(name, run_dir / "model.safetensors", info, zoo_dir, force=force)
 
 
-def add_entry(name: str, weights: str | Path, info: dict[str, Any], zoo_dir: str | Path | None = None) -> Path:
+def _refuse_overwrite(name: str, zoo_dir: str | Path | None, force: bool) -> None:
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"name: expected a zoo entry name (no '/', not starting with '.'), got {name!r}")
+    folder = Path(zoo_dir) if zoo_dir is not None else _default_zoo_dir()
+    if not force and ((folder / f"{name}.json").exists() or (folder / f"{name}.safetensors").exists()):
+        raise FileExistsError(f"zoo entry {name!r} exists already in {folder}; pick another name, or replace it "
+                              "with --force (force=True)")
+
+
+def add_entry(name: str, weights: str | Path, info: dict[str, Any], zoo_dir: str | Path | None = None,
+              force: bool = False) -> Path:
     """Write a zoo entry into ``zoo_dir`` (default: the zoo's folder): the weights file and its metadata
-    (``model``, ``task``, ``data``, ``training_command`` and ``test_metrics`` are required)."""
+    (``model``, ``task``, ``data``, ``training_command`` and ``test_metrics`` are required). An existing entry
+    ``name`` is replaced only with ``force=True``."""
     missing = [k for k in REQUIRED if k not in info]
     if missing:
         raise ValueError(f"zoo entry {name!r}: metadata lacks {missing}")
+    _refuse_overwrite(name, zoo_dir, force)
     zoo_dir = Path(zoo_dir) if zoo_dir is not None else _default_zoo_dir()
     zoo_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, zoo_dir / f"{name}.safetensors")

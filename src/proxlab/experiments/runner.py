@@ -137,6 +137,12 @@ def _with_snapshots(post_step, every: int, holder: list, folder: Path, prefix: s
     return step_hook
 
 
+def _holds_progress(folder: Path) -> bool:
+    """Whether a run folder holds anything worth keeping: a checkpoint, saved weights or results (a run killed
+    before its first checkpoint leaves only its config and log, and a fresh run may take the folder over)."""
+    return any(f.name in (POINTER, "metrics.json") or f.suffix == ".safetensors" for f in folder.rglob("*") if f.is_file())
+
+
 def _record_overrides(folder: Path, overrides: list[str]) -> None:
     """``overrides.json``: every ``--set`` the run was started and resumed with, in order (for the zoo's command)."""
     path = folder / "overrides.json"
@@ -203,6 +209,7 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     the folder and evaluates.
     """
     main_process = int(os.environ.get("RANK", "0")) == 0
+    taken_over = False
     if resume is not None:
         folder = Path(resume)
         if not (folder / "config.toml").is_file():
@@ -223,12 +230,18 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
         folder = Path(out) if out is not None else Path("runs") / cfg.name
         if main_process:
             if (folder / "config.toml").exists():
-                raise FileExistsError(f"run folder {folder} already holds a run; resume it with --resume {folder} or pick --out")
+                if _holds_progress(folder):
+                    raise FileExistsError(f"run folder {folder} already holds a run; resume it with --resume {folder} "
+                                          "or pick --out")
+                (folder / "overrides.json").unlink(missing_ok=True)  # a run that never checkpointed: start it anew
+                taken_over = True
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "config.toml").write_text(dump_toml(cfg))
             _record_overrides(folder, overrides or [])
     log = _Log(folder / "run.log", echo) if main_process else (lambda msg: None)
     log(f"experiment {cfg.name}: {'resuming' if resume else 'starting'} in {folder}")
+    if taken_over:
+        log(f"{folder} held a run that stopped before its first checkpoint; starting it anew")
     if cfg.sweep is None:
         result, _ = run_config(cfg, folder, resume=resume is not None, progress=progress, log=log)
         return result
@@ -322,6 +335,8 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
     seconds = 0.0
     trainer = result = None
     for k, st in enumerate(stages):
+        for note in st._notes:
+            log(note)
         ckdir = folder / "checkpoints" if len(stages) == 1 else folder / "checkpoints" / f"stage{k}"
         done = folder / "stages" / f"stage{k}.safetensors"
         label = f"stage {k + 1}/{len(stages)}" + (f" ({st.name})" if st.name else "")

@@ -8,7 +8,9 @@ A training checkpoint in folder ``D`` is two files:
   config — and the name of the safetensors file it belongs to.
 
 Each file is written to a temporary name in the same folder, flushed and ``os.replace``-d into
-place; ``checkpoint.json`` is written last, so it always points at a complete weights file. Older
+place; ``checkpoint.json`` is written last, so it always points at a complete weights file. It records
+that file's SHA-256 and the checkpoint before it (``previous``), whose file is kept: a resume whose newest
+file fails the check (damaged on disk, or missing) falls back to the previous one with a warning. Older
 weights files are removed only after the new pointer is in place. Nothing is unpickled on load.
 
 Reading model weights (:func:`load_model_weights`, ``zoo:NAME`` resolution) lives in :mod:`proxlab.weights`,
@@ -17,9 +19,11 @@ below the models that start from pretrained weights; it is re-exported here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +68,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None,
+                  digest: bool = False):
+    """Write ``tensors`` atomically; returns the path, or with ``digest=True`` the SHA-256 of the bytes written."""
     from safetensors.torch import save
 
     clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return atomic_write_bytes(path, save(clean, metadata=metadata))
+    data = save(clean, metadata=metadata)
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest() if digest else path
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, metadata: dict[str, Any] | None = None) -> Path:
@@ -116,9 +132,20 @@ def _optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
     opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
 
 
+def _read_pointer(ptr: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(ptr.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    ok = isinstance(state, dict) and state.get("format") == "proxlab-checkpoint-1" and "weights" in state
+    return state if ok else None
+
+
 def save_training_checkpoint(folder: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
                              state: dict[str, Any], rng: dict[str, torch.Tensor], keep: int = 1) -> Path:
-    """Write ``ckpt-<step>.safetensors`` then the ``checkpoint.json`` pointer; keep the newest ``keep`` files."""
+    """Write ``ckpt-<step>.safetensors`` then the ``checkpoint.json`` pointer, which records the file's SHA-256
+    and, under ``previous``, the checkpoint before it (whose file is kept, so a resume can fall back to it).
+    Besides those two, the newest ``keep`` files are kept."""
     folder = Path(folder)
     step = int(state["step"])
     tensors = {f"model.{k}": v for k, v in _unwrap(model).state_dict().items()}
@@ -126,12 +153,18 @@ def save_training_checkpoint(folder: str | os.PathLike, model: nn.Module, optimi
     tensors.update(opt_tensors)
     tensors.update({f"rng.{k}": v for k, v in rng.items()})
     name = f"ckpt-{step:08d}.safetensors"
-    _save_tensors(folder / name, tensors)
-    pointer = dict(state, weights=name, optimizer=opt_info, format="proxlab-checkpoint-1")
+    before = _read_pointer(folder / POINTER)
+    digest = _save_tensors(folder / name, tensors, digest=True)
+    pointer = dict(state, weights=name, sha256=digest, optimizer=opt_info, format="proxlab-checkpoint-1")
+    if before is not None and before["weights"] == name:  # the same step again (after a fall-back): keep its previous
+        before = before.get("previous") if isinstance(before.get("previous"), dict) else None
+    if before is not None and (folder / before["weights"]).is_file():
+        pointer["previous"] = {k: v for k, v in before.items() if k != "previous"}
     atomic_write_text(folder / POINTER, json.dumps(pointer, indent=1, default=_json_default))
+    protected = {name, pointer.get("previous", {}).get("weights")}
     old = sorted(folder.glob("ckpt-*.safetensors"))
     for f in old[:-keep] if keep > 0 else []:
-        if f.name != name:
+        if f.name not in protected:
             f.unlink(missing_ok=True)
     return folder / POINTER
 
@@ -149,9 +182,30 @@ def load_training_checkpoint(folder: str | os.PathLike, model: nn.Module,
         raise CheckpointError(f"corrupt checkpoint pointer {ptr}: {err}") from None
     if not isinstance(state, dict) or state.get("format") != "proxlab-checkpoint-1" or "weights" not in state:
         raise CheckpointError(f"{ptr} is not a proxlab training checkpoint")
-    tensors, _ = _load_tensors(folder / state["weights"])
-    _load_state_checked(_unwrap(model), {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
-                        str(folder / state["weights"]))
+    candidates = [state] + ([state["previous"]] if isinstance(state.get("previous"), dict) else [])
+    failures = []
+    for cand in candidates:
+        path = folder / cand["weights"]
+        if not path.is_file():
+            failures.append(f"{path.name} is missing")
+            continue
+        if "sha256" in cand and _file_sha256(path) != cand["sha256"]:
+            failures.append(f"{path.name} fails its SHA-256 check (the file was changed or damaged after it was "
+                            "written)")
+            continue
+        try:
+            tensors, _ = _load_tensors(path)
+        except CheckpointError as err:  # an older checkpoint without a checksum, damaged
+            failures.append(str(err))
+            continue
+        if failures:
+            warnings.warn(f"checkpoint in {folder}: {failures[0]}; resuming from the previous checkpoint "
+                          f"({path.name}, step {cand['step']})", RuntimeWarning, stacklevel=2)
+        break
+    else:
+        raise CheckpointError(f"no usable checkpoint in {folder}: " + "; ".join(failures))
+    state = cand
+    _load_state_checked(_unwrap(model), {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
     if optimizer is not None:
         try:
             _optimizer_from_flat(optimizer, tensors, state["optimizer"])

@@ -9,7 +9,7 @@ Features: parameter groups with their own learning rates, a schedule that is a p
 the step, gradient clipping, a hook after
 each optimizer step, validation every N steps, best-model tracking, early stopping, a progress bar,
 JSONL logs (and TensorBoard where installed), atomic checkpoints every N steps, exact resume
-(bit-for-bit on CPU), a clean stop on Ctrl-C, a clear stop on a non-finite loss, and data-parallel
+(bit-for-bit on CPU), a clean stop on Ctrl-C or SIGTERM (what timeout, schedulers and docker stop send), a clear stop on a non-finite loss, and data-parallel
 training under ``torchrun``.
 
 Data order: epoch ``e`` visits the samples in ``randperm(n)`` drawn from a generator seeded with
@@ -366,17 +366,25 @@ class Trainer:
         return value > self.best_metric if HIGHER_IS_BETTER[self.metric] else value < self.best_metric
 
     # ---- the loop --------------------------------------------------------------------------
-    def _sigint(self, signum, frame):  # first Ctrl-C: finish the step, checkpoint, stop
+    #: The first checkpoint of a fit is written after this many seconds of training at the latest (then every
+    #: ``checkpoint_every`` steps), so a run killed early still has one to resume from.
+    early_checkpoint_seconds: float = 60.0
+
+    def _stop_signal(self, signum, frame):  # first Ctrl-C or SIGTERM: finish the step, checkpoint, stop
         self._stop_requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second one interrupts at once
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
+        else:
+            signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM ends the process at once
 
     def fit(self) -> TrainResult:
-        """Train until ``steps`` (or early stopping, or Ctrl-C); returns a :class:`TrainResult`."""
+        """Train until ``steps`` (or early stopping, or Ctrl-C / SIGTERM); returns a :class:`TrainResult`."""
         if self.out_dir is not None and self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self._open_tensorboard()
         in_main = threading.current_thread() is threading.main_thread()
-        old_handler = signal.signal(signal.SIGINT, self._sigint) if in_main else None
+        old_handlers = {sig: signal.signal(sig, self._stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)} \
+            if in_main else {}
         from tqdm.auto import tqdm
 
         bar = tqdm(total=self.steps, initial=self.step, desc="train", unit="step",
@@ -384,6 +392,7 @@ class Trainer:
         reason, last_val, loss_avg, t_last, s_last = "steps", None, None, time.perf_counter(), self.step
         batches = self._batches()
         t_fit, seconds_before = time.perf_counter(), self.train_seconds
+        saved_in_fit = False
         try:
             while self.step < self.steps:
                 batch = _to_device(next(batches), self.device)
@@ -411,8 +420,10 @@ class Trainer:
                                            {"step": self.step, self.metric: val[self.metric], "config": self.config})
                         else:
                             self.bad_validations += 1
-                if self.step % self.checkpoint_every == 0 or self.step == self.steps:
+                if (self.step % self.checkpoint_every == 0 or self.step == self.steps
+                        or not saved_in_fit and time.perf_counter() - t_fit >= self.early_checkpoint_seconds):
                     self.save_checkpoint()
+                    saved_in_fit = True
                 post = {"loss": f"{loss_avg:.4g}"}
                 if last_val and "psnr" in last_val:
                     post["val_psnr"] = f"{last_val['psnr']:.2f}"
@@ -430,8 +441,8 @@ class Trainer:
                     break
         finally:
             bar.close()
-            if in_main:
-                signal.signal(signal.SIGINT, old_handler)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
             if self._tb is not None:
                 self._tb.close()
                 self._tb = None
