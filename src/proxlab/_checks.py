@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["check_tensor", "check_shape", "check_positive", "check_range", "check_choice", "format_shape"]
+__all__ = ["check_tensor", "check_shape", "check_positive", "check_range", "check_choice", "format_shape", "checked_to"]
 
 
 def format_shape(shape: Sequence[int | None | str]) -> str:
@@ -49,7 +49,9 @@ def check_positive(name: str, value: float, strict: bool = True) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name}: expected a number, got {value!r}") from None
-    if not (v > 0 if strict else v >= 0) or v != v:
+    if v == float("inf"):
+        raise ValueError(f"{name} must be finite and {'> 0' if strict else '>= 0'}, got {value!r}")
+    if not (v > 0 if strict else v >= 0):  # NaN fails this too
         raise ValueError(f"{name} must be {'> 0' if strict else '>= 0'}, got {value!r}")
     return v
 
@@ -76,3 +78,17 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}{hint}")
     return value
+
+
+def checked_to(parent, module, *args, **kwargs):
+    """``parent.to(*args, **kwargs)`` (``parent`` = ``super()`` of ``module``), re-raising torch's error for an
+    unknown device string as a ``ValueError`` that names it and the usual choices."""
+    try:
+        return parent.to(*args, **kwargs)
+    except RuntimeError as err:
+        if "device" not in str(err) or "Expected one of" not in str(err):
+            raise
+        given = kwargs.get("device", args[0] if args else None)
+        hint = " (did you mean 'cuda'?)" if str(given).lower().startswith("gpu") else ""
+        raise ValueError(f"{type(module).__name__}.to: unknown device {given!r}; expected 'cpu', 'cuda', 'cuda:N' "
+                         f"or another torch device type{hint}") from None

@@ -25,6 +25,8 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, where: str) -> None:
             raise ValueError(f"{where}: {name} must have shape (B, C, H, W) (4 dims), got shape {tuple(t.shape)}")
         if not t.is_floating_point():
             raise TypeError(f"{where}: {name} must be a real floating-point tensor, got dtype {t.dtype}")
+        if t.shape[0] == 0:
+            raise ValueError(f"{where}: {name} is an empty batch (shape {tuple(t.shape)}); expected at least one image")
     if x.shape != y.shape:
         raise ValueError(f"{where}: x and y must have the same shape, got x {tuple(x.shape)} and y {tuple(y.shape)}")
 
@@ -64,14 +66,14 @@ def _data_range(data_range: float | torch.Tensor, x: torch.Tensor, where: str) -
 def mse(x: torch.Tensor, y: torch.Tensor, reduction: str = "none") -> torch.Tensor:
     r"""Mean squared error per sample, :math:`\frac{1}{CHW}\|x - y\|^2`, shape ``(B,)`` (or a scalar with ``"mean"``)."""
     _check_pair(x, y, "mse")
-    return _reduce((x - y).pow(2).reshape(x.shape[0], -1).mean(dim=1), reduction, "mse")
+    return _reduce((x - y).pow(2).flatten(1).mean(dim=1), reduction, "mse")
 
 
 def nmse(x: torch.Tensor, y: torch.Tensor, reduction: str = "none") -> torch.Tensor:
     r"""Normalised MSE per sample, :math:`\|x - y\|^2 / \|y\|^2` with ``y`` the reference (``inf`` if ``y = 0``)."""
     _check_pair(x, y, "nmse")
-    err = (x - y).pow(2).reshape(x.shape[0], -1).sum(dim=1)
-    ref = y.pow(2).reshape(y.shape[0], -1).sum(dim=1)
+    err = (x - y).pow(2).flatten(1).sum(dim=1)
+    ref = y.pow(2).flatten(1).sum(dim=1)
     return _reduce(err / ref, reduction, "nmse")
 
 
@@ -84,7 +86,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float | torch.Tensor = 1.
     """
     _check_pair(x, y, "psnr")
     r = _data_range(data_range, x, "psnr")
-    err = (x - y).pow(2).reshape(x.shape[0], -1).mean(dim=1)
+    err = (x - y).pow(2).flatten(1).mean(dim=1)
     return _reduce(10.0 * torch.log10(torch.as_tensor(r, dtype=x.dtype, device=x.device) ** 2 / err), reduction, "psnr")
 
 

@@ -126,7 +126,7 @@ def make_task(name: str, seed: int = 0, **options: Any) -> Task:
     check_positive("noise", o["noise"], strict=False)
     if name == "inpaint":
         check_choice("mask", o["mask"], ("random", "box"))
-        check_range("ratio", o["ratio"], 0.0, 1.0)
+        check_range("ratio", o["ratio"], 0.0, 1.0, inclusive=(False, True))  # the fraction of pixels observed
         if int(o["box_size"]) < 0:
             raise ValueError(f"box_size must be >= 0, got {o['box_size']!r}")
     elif name == "deblur":

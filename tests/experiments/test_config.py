@@ -259,7 +259,7 @@ ERRORS = [
     (with_("operator", task="denose"), r"operator\.task: expected one of 'denoise', .*got 'denose'; did you mean "
                                        r"'denoise'\?"),
     (with_("operator", noise=-0.1), r"operator\.noise: expected a number >= 0, got -0\.1"),
-    (with_("operator", task="inpaint", ratio=2), r"operator\.ratio: expected a number in \[0\.0, 1\.0\], got 2\.0"),
+    (with_("operator", task="inpaint", ratio=2), r"operator\.ratio: expected a number in \(0\.0, 1\.0\], got 2\.0"),
     (with_("operator", task="cs", ratio=0.9), r"operator\.ratio: expected a number in \[0\.01, 0\.5\], got 0\.9"),
     (with_("operator", task="mri", mask="box"), r"operator\.mask: expected one of 'radial', 'cartesian', got 'box'"),
     (with_("operator", task="ct", angles=0), r"operator\.angles: expected an int >= 1, got 0"),

@@ -7,8 +7,38 @@ import time
 import torch
 
 
+#: Working copies of the image a reconstruction holds at once (iterates, gradients, the prior's internals), a
+#: generous round figure for the memory estimate of ``--size``.
+COPIES = 16
+
+
+def available_memory() -> float:
+    """Bytes of memory available now (``MemAvailable`` of ``/proc/meminfo``; infinity where it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float("inf")
+
+
+def check_size(size: int | None) -> None:
+    """Refuse a ``--size`` whose reconstruction cannot fit in memory, before anything is read or computed."""
+    if size is None:
+        return
+    if size < 1:
+        raise ValueError(f"--size: expected an int >= 1, got {size}")
+    need, have = COPIES * 4.0 * size * size, available_memory()
+    if need > have:
+        raise ValueError(f"--size {size}: a {size}×{size} reconstruction needs about {need / 1e9:.1f} GB "
+                         f"({COPIES} float32 copies of the image), this machine has {have / 1e9:.1f} GB available; "
+                         f"use a smaller --size")
+
+
 def run_reconstruct(args) -> int:
-    from ..experiments.figures import load_input, save_png
+    from ..experiments.figures import check_png_path, load_input, save_png
     from ..metrics import psnr, ssim
     from ..reconstruction import check_method, measure, reconstruct
 
@@ -16,6 +46,8 @@ def run_reconstruct(args) -> int:
         raise ValueError(f"threads must be >= 1, got {args.threads}")
     if args.iters is not None and args.iters < 1:
         raise ValueError(f"iters must be >= 1, got {args.iters}")
+    check_size(args.size)
+    check_png_path(args.output)  # before the reconstruction, not after it
     torch.set_num_threads(args.threads)
     zoo = args.method.startswith("zoo:")
     if not zoo:

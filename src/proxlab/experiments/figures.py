@@ -20,16 +20,22 @@ def load_input(spec: str, size: int | None = None) -> torch.Tensor:
     return load_image(spec, grey=True, size=size)
 
 
+def check_png_path(path: str | Path) -> Path:
+    """``path`` as a place a PNG can be written: a ``.png`` name (not a folder) in a folder that exists."""
+    path = Path(path)
+    if path.suffix.lower() != ".png" or path.is_dir():
+        raise ValueError(f"output must be a .png file, got {str(path)!r}")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"output folder does not exist: {path.parent}")
+    return path
+
+
 def save_png(path: str | Path, x: torch.Tensor) -> Path:
     """Write one image ``(1, C, H, W)`` or ``(C, H, W)`` in [0, 1] (clipped) as an 8-bit PNG."""
     import numpy as np
     from PIL import Image
 
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"output must be a .png file, got {str(path)!r}")
-    if not path.parent.exists():
-        raise FileNotFoundError(f"output folder does not exist: {path.parent}")
+    path = check_png_path(path)
     x = x.detach().cpu().float()
     x = x[0] if x.ndim == 4 else x
     arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()

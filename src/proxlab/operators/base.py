@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .._checks import check_positive, check_shape, format_shape
+from .._checks import check_positive, check_shape, checked_to, format_shape
 
 __all__ = ["match", "rho_tensor", "LinearOperator", "ComposedOperator", "AdjointOperator", "inner", "adjoint_test", "conjugate_gradient"]
 
@@ -51,7 +51,7 @@ def inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     r"""Per-sample real inner product :math:`\operatorname{Re}\sum \bar a b` over all but the batch dim."""
     prod = a.conj() * b if (a.is_complex() or b.is_complex()) else a * b
     prod = prod.real if prod.is_complex() else prod
-    return prod.reshape(prod.shape[0], -1).sum(dim=1)
+    return prod.flatten(1).sum(dim=1)
 
 
 def conjugate_gradient(
@@ -85,6 +85,12 @@ def conjugate_gradient(
         beta = torch.where(active, rs_new / rs.clamp_min(torch.finfo(rs.dtype).tiny), torch.zeros_like(rs))
         p = r + beta.view(shape) * p
         rs = rs_new
+    return x
+
+
+def _nonempty(x: torch.Tensor, arg: str, where: str) -> torch.Tensor:
+    if x.ndim and x.shape[0] == 0:
+        raise ValueError(f"{where}: {arg} is an empty batch (shape {tuple(x.shape)}); expected at least one image")
     return x
 
 
@@ -131,10 +137,16 @@ class LinearOperator(nn.Module, abc.ABC):
         return type(self).__name__
 
     def check_input(self, x: torch.Tensor, arg: str = "x") -> torch.Tensor:
-        return check_shape(arg, x, ("B",) + self.in_shape, where=f"{self.name}.forward")
+        return _nonempty(check_shape(arg, x, ("B",) + self.in_shape, where=f"{self.name}.forward"), arg,
+                         f"{self.name}.forward")
 
     def check_output(self, y: torch.Tensor, arg: str = "y") -> torch.Tensor:
-        return check_shape(arg, y, ("B",) + self.out_shape, where=f"{self.name}.adjoint")
+        return _nonempty(check_shape(arg, y, ("B",) + self.out_shape, where=f"{self.name}.adjoint"), arg,
+                         f"{self.name}.adjoint")
+
+    def to(self, *args, **kwargs):
+        """``nn.Module.to``, with a clear error for a device name torch does not know (e.g. ``'gpu'``)."""
+        return checked_to(super(), self, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply :math:`A` to a batch ``x`` of shape ``(B, *in_shape)``."""

@@ -33,6 +33,8 @@ def gaussian_kernel(sigma: float, kernel_size: int | None = None, dtype: torch.d
     return k / k.sum()
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
 class Convolution(LinearOperator):
     r"""Circular 2-D convolution with a fixed kernel, the same for every channel.
 
@@ -80,6 +82,8 @@ class Convolution(LinearOperator):
         return super()._apply(fn, recurse) if recurse else super()._apply(fn)
 
     def _filter(self, x: torch.Tensor, conj: bool) -> torch.Tensor:
+        if x.dtype in _HALF:  # the FFT has no half-precision kernels on CPU: filter in float32, hand back x's dtype
+            return self._filter(x.float(), conj).to(x.dtype)
         H, W = x.shape[-2:]
         k = self.otf(H, W, x.dtype, x.device)
         if conj:
@@ -94,12 +98,16 @@ class Convolution(LinearOperator):
 
     def gram(self, x):
         x = self.check_input(x)
+        if x.dtype in _HALF:
+            return self.gram(x.float()).to(x.dtype)
         H, W = x.shape[-2:]
         k = self.otf(H, W, x.dtype, x.device)
         return torch.fft.irfft2(torch.fft.rfft2(x) * (k.real**2 + k.imag**2), s=(H, W))
 
     def solve_normal(self, b, rho, tol=None, max_iter=None, x0=None):
         b = self.check_input(b, "b")
+        if b.dtype in _HALF:
+            return self.solve_normal(b.float(), rho, tol, max_iter, x0).to(b.dtype)
         H, W = b.shape[-2:]
         k = self.otf(H, W, b.dtype, b.device)
         rho_t = rho_tensor(rho, b)

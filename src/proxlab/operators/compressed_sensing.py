@@ -131,14 +131,14 @@ class CompressedSensing(_GramFactors, LinearOperator):
         return self.matrix.shape[1]
 
     def _forward(self, x):
-        return x.reshape(x.shape[0], -1) @ match(self.matrix, x).T
+        return x.flatten(1) @ match(self.matrix, x).T
 
     def _adjoint(self, y):
         return (y @ match(self.matrix, y)).reshape((y.shape[0],) + self.in_shape)
 
     def solve_normal(self, b, rho, tol=None, max_iter=None, x0=None):
         b = self.check_input(b, "b")
-        flat = b.reshape(b.shape[0], -1)
+        flat = b.flatten(1)
         rho_t = rho_tensor(rho, flat)
         if bool((rho_t <= 0).any()):
             raise ValueError(f"rho must be > 0, got {rho!r}")

@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_choice
+from .._checks import check_choice, checked_to
 
 __all__ = ["Prior", "CAPABILITIES", "capabilities", "require"]
 
@@ -65,6 +65,10 @@ class Prior(nn.Module):
     override those of :meth:`regularizer`, :meth:`log_prob`, :meth:`grad_log_prob` and
     :meth:`after_optimizer_step` that they support. The base versions raise a ``TypeError``.
     """
+
+    def to(self, *args, **kwargs):
+        """``nn.Module.to``, with a clear error for a device name torch does not know (e.g. ``'gpu'``)."""
+        return checked_to(super(), self, *args, **kwargs)
 
     def forward(self, v: torch.Tensor, tau: float | torch.Tensor = 1.0) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(v, tau), its prox")

@@ -86,6 +86,8 @@ def invert_gradient_map(
     """
     shape = x.shape
     b = shape[0]
+    if b == 0:
+        raise ValueError(f"x is an empty batch (shape {tuple(shape)}); expected at least one image to invert at")
     xf = x.detach().reshape(b, -1)
     n = xf.shape[1]
     y = (xf if y0 is None else y0.detach().reshape(b, -1)).clone()

@@ -28,6 +28,13 @@ def _check(A, y, prior, who: str):
         raise TypeError(f"A must be a proxlab LinearOperator, got {type(A).__name__}")
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.ndim and y.shape[0] == 0:
+        raise ValueError(f"{who}: y is an empty batch (shape {tuple(y.shape)}); expected at least one measurement")
+    bad = ~torch.isfinite(y)
+    if bool(bad.any()):
+        n_nan = int(torch.isnan(y).sum())
+        raise ValueError(f"{who}: y holds {n_nan} NaN and {int(bad.sum()) - n_nan} infinite values (of {y.numel()}); "
+                         "a measurement must be finite")
     if prior is not None:
         require(prior, "prox", who)
 
@@ -43,7 +50,7 @@ def least_squares_objective(A: LinearOperator, y: torch.Tensor, prior=None, obje
 
     def monitor(x: torch.Tensor) -> dict[str, float]:
         r = A(x) - y
-        sq = (r.abs() ** 2).reshape(r.shape[0], -1).sum(dim=1)
+        sq = (r.abs() ** 2).flatten(1).sum(dim=1)
         out = {"residual": float(sq.sqrt().mean())}
         if has_reg:
             out["objective"] = float((0.5 * sq + prior.regularizer(x)).mean())

@@ -38,8 +38,8 @@ class SolveResult:
 
 def _rel_change(new: torch.Tensor, old: torch.Tensor) -> float:
     """max over the batch of ``‖new − old‖ / max(‖old‖, tiny)``."""
-    diff = (new - old).reshape(new.shape[0], -1).norm(dim=1)
-    base = old.reshape(old.shape[0], -1).norm(dim=1).clamp_min(torch.finfo(old.real.dtype).tiny)
+    diff = (new - old).flatten(1).norm(dim=1)
+    base = old.flatten(1).norm(dim=1).clamp_min(torch.finfo(old.real.dtype).tiny)
     return float((diff / base).max())
 
 

@@ -36,8 +36,15 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     """``auto`` is ``cuda:<local_rank>`` where a GPU exists, else ``cpu``."""
     if isinstance(device, torch.device):
         return device
+    if not isinstance(device, str):
+        raise TypeError(f"device: expected a string or torch.device, got {type(device).__name__}")
     if device == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        torch.device(device)
+    except RuntimeError:
+        hint = " (did you mean 'cuda'?)" if device.lower().startswith("gpu") else ""
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}{hint}") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but no CUDA device is available")
     if device == "cuda":

@@ -69,7 +69,7 @@ class Box(Prior):
     def regularizer(self, x: torch.Tensor) -> torch.Tensor:
         """``0`` for samples inside the box, ``+inf`` for the others; shape ``(B,)``."""
         check_tensor("x", x)
-        flat = x.reshape(x.shape[0], -1)
+        flat = x.flatten(1)
         ok = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         if self.low is not None:
             ok &= (flat >= self.low).all(dim=1)

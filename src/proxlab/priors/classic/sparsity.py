@@ -83,7 +83,7 @@ class L1(Prior):
     def regularizer(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`w\sum_i |x_i|` per sample, shape ``(B,)``."""
         check_tensor("x", x)
-        return self.weight * x.abs().reshape(x.shape[0], -1).sum(dim=1)
+        return self.weight * x.abs().flatten(1).sum(dim=1)
 
     def extra_repr(self) -> str:
         return f"weight={self.weight}"

@@ -80,7 +80,7 @@ def _tv_of_gradient(dv: torch.Tensor, dh: torch.Tensor, isotropic: bool) -> torc
         per_pixel = torch.where(nz, torch.where(nz, n2, torch.ones_like(n2)).sqrt(), torch.zeros_like(n2))
     else:
         per_pixel = dv.abs() + dh.abs()
-    return per_pixel.reshape(dv.shape[0], -1).sum(dim=1)
+    return per_pixel.flatten(1).sum(dim=1)
 
 
 def total_variation(x: torch.Tensor, isotropic: bool = True) -> torch.Tensor:
@@ -168,6 +168,8 @@ def prox_tv(
         step = torch.where(lam_x > 0, 1.0 / (8.0 * lam_x.clamp_min(torch.finfo(x.dtype).tiny)), torch.zeros_like(lam_x))
 
     B = x.shape[0]
+    if B == 0:  # nothing to denoise
+        return x.clone()
     boxed = lo is not None or hi is not None
     pv, ph = torch.zeros_like(x), torch.zeros_like(x)
     pv_prev, ph_prev = pv, ph
@@ -192,8 +194,8 @@ def prox_tv(
         v = x - lam_x * _grad_adjoint(pv, ph)
         z = P_C(v) if boxed else v
         with torch.no_grad():
-            diff = torch.linalg.vector_norm((z - z_prev).reshape(B, -1), dim=1)
-            ref = torch.linalg.vector_norm(z.reshape(B, -1), dim=1).clamp_min(tiny)
+            diff = torch.linalg.vector_norm((z - z_prev).flatten(1), dim=1)
+            ref = torch.linalg.vector_norm(z.flatten(1), dim=1).clamp_min(tiny)
             if bool((diff / ref).max() <= tol):
                 break
     return z
@@ -242,7 +244,7 @@ class TV(Prior):
         r""":math:`w\,\mathrm{TV}(x)` per sample, ``(B,)``; ``+inf`` for samples outside the box."""
         value = self.weight * total_variation(x, self.isotropic)
         if self.low is not None or self.high is not None:
-            flat = x.reshape(x.shape[0], -1)
+            flat = x.flatten(1)
             ok = torch.ones_like(value, dtype=torch.bool)
             if self.low is not None:
                 ok &= (flat >= self.low).all(dim=1)

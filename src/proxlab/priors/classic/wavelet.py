@@ -249,7 +249,7 @@ class WaveletL1(Prior):
     def regularizer(self, x: torch.Tensor) -> torch.Tensor:
         c = self.transform(x)
         mask = self.transform.detail_mask(x.shape[-2], x.shape[-1], x.device)
-        return self.weight * (c.abs() * mask).reshape(x.shape[0], -1).sum(dim=1)
+        return self.weight * (c.abs() * mask).flatten(1).sum(dim=1)
 
     def extra_repr(self) -> str:
         return f"weight={self.weight}"
