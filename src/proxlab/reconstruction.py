@@ -156,6 +156,30 @@ def _check_geometry(learned: _Learned, task: Task, size: tuple[int, int]) -> Non
                              f"({flag} {opts[k]})")
 
 
+#: How far (as a factor on either side) an input's size may be from a zoo model's training images before
+#: :func:`domain_warning` warns.
+DOMAIN_SIZE_FACTOR = 2.0
+
+
+def domain_warning(label: str, info: dict, size: tuple[int, int]) -> bool:
+    """Warn (``UserWarning``) when an image of ``size`` is far from the training images of zoo entry ``info``:
+    more than :data:`DOMAIN_SIZE_FACTOR` times larger or smaller on a side (a model trained on 28×28 digits does
+    not know 512×512 photographs). Returns whether it warned."""
+    import warnings
+
+    trained = (info.get("data") or {}).get("image_size")
+    if not trained:
+        return False
+    ratios = [s / t for s, t in zip(size, trained)]
+    if all(1 / DOMAIN_SIZE_FACTOR <= r <= DOMAIN_SIZE_FACTOR for r in ratios):
+        return False
+    source = (info.get("data") or {}).get("source", "its training")
+    warnings.warn(f"{label} was trained on {trained[0]}×{trained[1]} images ({source}); this input is {size[0]}×"
+                  f"{size[1]}, outside its training domain: expect a poor reconstruction (compare with a classic "
+                  "method, or resize with --size)", UserWarning, stacklevel=3)
+    return True
+
+
 def measure(method_or_model, x: torch.Tensor, task: Task | str, seed: int | None = None,
             model_name: str | None = None) -> tuple[LinearOperator, torch.Tensor]:
     """Simulate ``y = A x + n`` for ``task`` as ``method_or_model`` will see it; returns ``(A, y)``.
@@ -170,6 +194,8 @@ def measure(method_or_model, x: torch.Tensor, task: Task | str, seed: int | None
     resolved = _resolve(method_or_model, task, model_name)
     if isinstance(resolved, _Learned) and resolved.relation == "needs" and resolved.info is not None:
         _check_geometry(resolved, task, tuple(x.shape[-2:]))
+    if isinstance(resolved, _Learned) and resolved.info is not None and resolved.relation != "carries":
+        domain_warning(resolved.label, resolved.info, tuple(x.shape[-2:]))
     if not (isinstance(resolved, _Learned) and resolved.relation == "carries"):
         return task.measure(x, seed=seed)
     own = _load(resolved).operator

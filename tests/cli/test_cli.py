@@ -270,3 +270,43 @@ def test_method_help_lists_every_classic_method_and_the_pnp_ones(capsys):
         main(["reconstruct", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert all(m in text for m in METHOD_NAMES) and "pnp-admm / pnp-pgd take a learned prox with --prior" in text
+
+
+def test_a_zoo_model_far_from_its_training_images_warns(capsys, tmp_path):
+    import warnings
+
+    from proxlab.reconstruction import measure
+    from proxlab.tasks import make_task
+
+    with pytest.warns(UserWarning, match=r"zoo:dncnn-mnist-s0\.1 was trained on 28×28 images \(mnist5k\); this input "
+                                         r"is 512×512, outside its training domain"):
+        measure("zoo:dncnn-mnist-s0.1", torch.rand(1, 1, 512, 512), make_task("denoise"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # in its domain: no warning
+        measure("zoo:dncnn-mnist-s0.1", torch.rand(1, 1, 28, 28), make_task("denoise"))
+    with warnings.catch_warnings():  # as outside pytest: warnings go to stderr, as the command line formats them
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda m, c, f, n, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(m, c, f, n, line))
+        assert main(["reconstruct", "--task", "denoise", "--method", "zoo:dncnn-mnist-s0.1", "--size", "128",
+                     "--threads", "1", "skimage:camera", str(tmp_path / "o.png")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("proxlab: warning: zoo:dncnn-mnist-s0.1 was trained on 28×28") and err.count("\n") == 1
+
+
+def test_listings_say_what_each_entry_is_and_give_runnable_commands(capsys):
+    from proxlab.cli.run import portable_command
+    from proxlab.experiments.runner import shipped_experiments
+
+    assert main(["run", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(shipped_experiments())
+    row = next(line for line in lines if line.startswith("lista-table1 "))
+    assert "LISTA (Gregor & LeCun, ICML 2010), Table 1 protocol" in row
+    assert main(["zoo"]) == 0
+    listing = capsys.readouterr().out
+    assert "shared/data" not in listing and "operator.phi=$DATA/ISTA-Net_sampling_matrix/phi_0_25_1089.mat" in listing
+    assert "$DATA: the folder where you keep the authors' released files" in listing
+    assert portable_command("proxlab run x --set a=../../shared/data/M/f.mat --set b=/work/shared/data/N/g.mat") == (
+        "proxlab run x --set a=$DATA/M/f.mat --set b=$DATA/N/g.mat", True)
+    assert portable_command("proxlab run lpn-mnist") == ("proxlab run lpn-mnist", False)

@@ -104,9 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"proxlab: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import warnings
+
+    before, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # one line, like the errors
+    try:
+        return _dispatch(args)
+    finally:
+        warnings.formatwarning = before
+
+
+def _dispatch(args) -> int:
     from ..training import TrainingDiverged
 
     try:

@@ -63,6 +63,11 @@ def run_reconstruct(args) -> int:
     task = _task_from_args(args)
     check_method(args.method, task, prior=args.prior)  # fail early on a typo, before reading anything
     x = load_input(args.input, size=args.size)
+    if args.prior:  # a learned prox far from its training images (the model's own check is in measure)
+        from ..reconstruction import domain_warning
+        from ..zoo import zoo_info
+
+        domain_warning(args.prior, zoo_info(args.prior[4:]), tuple(x.shape[-2:]))
     A, y = measure(args.method, x, task)  # a zoo model that carries its own Φ measures with it
     t0 = time.perf_counter()
     if zoo:

@@ -11,8 +11,12 @@ def run_command(args) -> int:
     from ..experiments.runner import run_experiment, shipped_experiments
 
     if args.list:
-        for name in shipped_experiments():
-            print(name)
+        from ..experiments.runner import experiment_summary
+
+        names = shipped_experiments()
+        width = max(map(len, names))
+        for name in names:
+            print(f"{name:{width}s}  {experiment_summary(name)}")
         return 0
     if args.threads < 1:
         raise ValueError(f"threads must be >= 1, got {args.threads}")
@@ -47,6 +51,7 @@ def zoo_command(args) -> int:
         print("the zoo is empty")
         return 0
     print(f"{'name':28s} {'task':34s} {'test PSNR':>10s} {'best classic':>22s}  command")
+    uses_data = False
     for n in names:
         info = zoo_info(n)
         from ..tasks import make_task
@@ -61,8 +66,22 @@ def zoo_command(args) -> int:
             score, base_s = f"{m['bits_per_dim']:6.3f} bpd", ""
         else:  # e.g. the 1-D Laplacian LPN: no images, see its metadata
             score, base_s = f"{'-':>10s}", ""
-        print(f"{n:28s} {task:34s} {score} {base_s:>22s}  {info['training_command']}")
+        command, named = portable_command(info["training_command"])
+        uses_data |= named
+        print(f"{n:28s} {task:34s} {score} {base_s:>22s}  {command}")
+    if uses_data:
+        print("\n$DATA: the folder where you keep the authors' released files that a recipe names (sampling matrices, "
+              "masks, weights); see the README's data table for where each comes from")
     return 0
+
+
+def portable_command(command: str) -> tuple[str, bool]:
+    """A zoo recipe as a user can run it: paths into this project's reference-data folder (``…/shared/data/``)
+    become ``$DATA/``; returns the command and whether it names such a file."""
+    import re
+
+    out, n = re.subn(r"(?:[^\s=]*/)?shared/data/", "$DATA/", command)
+    return out, n > 0
 
 
 def _flow_prior_command(args, flow, info) -> int:

@@ -41,6 +41,15 @@ def shipped_experiments() -> list[str]:
     return sorted([p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml")] + list(PROGRAM_EXPERIMENTS))
 
 
+def experiment_summary(name: str, width: int = 110) -> str:
+    """The first sentence of a shipped experiment's ``description``, cut to ``width`` characters (for listings)."""
+    from ._toml import toml_module
+
+    text = toml_module().loads(find_experiment(name).read_text()).get("description", "").strip()
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= width else first[:width - 1].rstrip() + "…"
+
+
 def run_program_experiment(name: str, out: str | Path | None, overrides: list[str] | None, progress: bool,
                            echo: bool = True) -> RunResult:
     """Run one of :data:`PROGRAM_EXPERIMENTS`; ``overrides`` are ``key=value`` settings it documents."""
