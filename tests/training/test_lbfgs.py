@@ -83,3 +83,14 @@ def test_history_survives_a_checkpoint(tmp_path):
 def test_options_lbfgs_cannot_honour_are_refused(kw, msg):
     with pytest.raises(ValueError, match=msg):
         trainer(linear(), 2, **kw)
+
+
+@pytest.mark.parametrize("optimizer, lr", [("lbfgs", 1.0), ("adam", 1e-2)])
+def test_micro_batches_give_the_whole_batch_step(optimizer, lr):
+    whole, pieces = linear(), linear()
+    trainer(whole, 3, optimizer=optimizer, lr=lr).fit()
+    t = trainer(pieces, 3, optimizer=optimizer, lr=lr, micro_batch=10)  # 64 samples as 10 + ... + 4
+    t.fit()
+    torch.testing.assert_close(pieces.weight, whole.weight, rtol=0, atol=1e-12)
+    assert [h["loss"] for h in t.history if "loss" in h] == pytest.approx(
+        [h["loss"] for h in trainer(linear(), 3, optimizer=optimizer, lr=lr).fit().history if "loss" in h], abs=1e-12)

@@ -392,7 +392,8 @@ class TrainingConfig(_Section):
     ended with; the default of every stage after the first), ``zoo:NAME`` or a ``.safetensors`` path.
     ``optimizer``: ``adam`` or ``lbfgs`` (:class:`torch.optim.LBFGS` with a strong-Wolfe line search, ``lr`` its
     first trial step, ``lbfgs_iterations`` per step on one batch, ``lbfgs_history`` stored pairs; full-batch when
-    ``batch_size`` is the training set).
+    ``batch_size`` is the training set). ``micro_batch`` > 0 runs each batch through the loss in pieces of that many
+    samples with the gradients accumulated (a large batch in the memory of a small one).
     ``steps_scale`` shortens (or lengthens) a schedule: ``steps``, ``warmup_steps``, ``milestones``,
     ``step_size`` and a loss's own step counts are run as :meth:`scaled` of them (``--set training.steps_scale=0.25``).
     """
@@ -428,6 +429,7 @@ class TrainingConfig(_Section):
     optimizer: Literal["adam", "lbfgs"] = "adam"
     lbfgs_iterations: PosInt = 1
     lbfgs_history: PosInt = 10
+    micro_batch: NonNegInt = 0
 
     def scaled(self, n: int) -> int:
         """``n`` steps under ``steps_scale``: ``round(n * steps_scale)``, at least 1 (0 stays 0)."""

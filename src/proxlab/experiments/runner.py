@@ -386,7 +386,8 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
                           metric=metric, out_dir=ckdir,
                           seed=cfg.seed + k, device=st.device, progress=progress, num_workers=st.num_workers,
                           config=config_to_dict(cfg), precision=st.precision, optimizer=st.optimizer,
-                          lbfgs_iterations=st.lbfgs_iterations, lbfgs_history=st.lbfgs_history)
+                          lbfgs_iterations=st.lbfgs_iterations, lbfgs_history=st.lbfgs_history,
+                          micro_batch=st.micro_batch)
         holder.append(trainer)
         if resuming:
             trainer.resume()

@@ -126,6 +126,20 @@ def _collate(data, indices):
     return torch.utils.data.default_collate(items)
 
 
+def _batch_len(batch) -> int:
+    return len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch)
+
+
+def _split_batch(batch, size: int) -> list:
+    """``batch`` (a tensor, or a tuple of tensors of one length) in pieces of at most ``size`` samples."""
+    if isinstance(batch, torch.Tensor):
+        return list(batch.split(size))
+    if isinstance(batch, (tuple, list)) and batch and all(isinstance(b, torch.Tensor) for b in batch):
+        return [tuple(p) for p in zip(*(b.split(size) for b in batch))]
+    raise TypeError(f"micro_batch: batches of {type(batch).__name__} cannot be split; expected a tensor or a tuple "
+                    "of tensors")
+
+
 #: Optimisers the Trainer runs: Adam (per-group learning rates, weight decay, clipping) and L-BFGS (one group, a
 #: strong-Wolfe line search; each step runs ``lbfgs_iterations`` iterations on one batch).
 OPTIMIZERS = ("adam", "lbfgs")
@@ -156,6 +170,9 @@ class Trainer:
         Which validation entry decides the best model (``psnr``/``ssim`` higher, ``loss``/``mse`` lower).
     patience:
         Stop after this many validations without improvement (0: never).
+    micro_batch:
+        > 0: each batch goes through the loss in pieces of this many samples, gradients accumulated (the same
+        gradient as the whole batch's for batch-mean losses, in the memory of one piece); 0: whole batches.
     optimizer:
         ``adam`` (default) or ``lbfgs``: :class:`torch.optim.LBFGS` with a strong-Wolfe line search, ``lr`` its
         first trial step (1 is usual), ``lbfgs_iterations`` iterations per step on the step's batch (every
@@ -176,10 +193,12 @@ class Trainer:
                  checkpoint_every: int = 100, log_every: int = 10, patience: int = 0, metric: str = "psnr",
                  out_dir: str | Path | None = None, seed: int = 0, device: str | torch.device = "cpu",
                  progress: bool = True, num_workers: int = 0, config: dict | None = None, keep_checkpoints: int = 1,
-                 precision: str = "fp32", optimizer: str = "adam", lbfgs_iterations: int = 1, lbfgs_history: int = 10):
+                 precision: str = "fp32", optimizer: str = "adam", lbfgs_iterations: int = 1, lbfgs_history: int = 10,
+                 micro_batch: int = 0):
         for name, v, lo in [("steps", steps, 1), ("batch_size", batch_size, 1), ("val_every", val_every, 1),
                             ("checkpoint_every", checkpoint_every, 1), ("log_every", log_every, 1),
-                            ("patience", patience, 0), ("num_workers", num_workers, 0), ("seed", seed, 0)]:
+                            ("patience", patience, 0), ("num_workers", num_workers, 0), ("seed", seed, 0),
+                            ("micro_batch", micro_batch, 0)]:
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
         if not lr > 0:
@@ -213,7 +232,7 @@ class Trainer:
         self.val_every, self.checkpoint_every, self.log_every = val_every, checkpoint_every, log_every
         self.patience, self.metric, self.seed, self.progress = patience, metric, seed, progress
         self.num_workers, self.config, self.keep = num_workers, dict(config or {}), keep_checkpoints
-        self.precision = precision
+        self.precision, self.micro_batch = precision, micro_batch
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if callable(schedule):
             self.lr_factor = schedule
@@ -457,9 +476,7 @@ class Trainer:
         if self.optimizer_name == "lbfgs":
             loss, extras = self._lbfgs_step(batch)
         else:
-            loss, extras = self._evaluate_loss(batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, extras = self._backward(batch)
             if self.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
@@ -477,6 +494,27 @@ class Trainer:
             raise TrainingDiverged(f"loss became {float(loss.detach())} at step {self.step + 1}; training stopped ({where})")
         return loss, extras
 
+    def _backward(self, batch) -> tuple[torch.Tensor, dict]:
+        """The loss on ``batch`` and its gradient (zeroed first). With ``micro_batch`` > 0 the batch goes through in
+        pieces of that many samples, each piece's loss weighted by its share, so the gradient is the whole batch's
+        in the memory of one piece (the losses are batch means)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        pieces = _split_batch(batch, self.micro_batch) if self.micro_batch else [batch]
+        if len(pieces) == 1:
+            loss, extras = self._evaluate_loss(batch)
+            loss.backward()
+            return loss.detach(), extras
+        n = sum(_batch_len(b) for b in pieces)
+        total, extras = torch.zeros((), device=self.device), {}
+        for piece in pieces:
+            w = _batch_len(piece) / n
+            loss, ex = self._evaluate_loss(piece)
+            (loss * w).backward()
+            total = total + loss.detach() * w
+            for k, v in ex.items():
+                extras[k] = extras.get(k, 0.0) + float(v) * w
+        return total, extras
+
     def _lbfgs_step(self, batch) -> tuple[torch.Tensor, dict]:
         """One L-BFGS step on ``batch``: every evaluation of its line search sees the same batch and the same noise
         (the generator is rewound to where the step began), so the step minimises one fixed objective. Returns the
@@ -486,9 +524,7 @@ class Trainer:
 
         def closure():
             self.generator.set_state(start)
-            loss, extras = self._evaluate_loss(batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, extras = self._backward(batch)
             if not first:
                 first.append((loss.detach(), extras))
             return loss
