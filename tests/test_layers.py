@@ -30,7 +30,7 @@ ROOT = "proxlab"
 LAYERS: dict[str, int] = {
     "operators": 0, "metrics": 0, "_checks": 0, "weights": 0,
     "priors": 1, "tasks": 1,
-    "solvers": 2,
+    "solvers": 2, "interop": 2,
     "unrolled": 3, "losses": 3, "methods": 3, "registry": 3, "models": 3,
     "data": 4, "training": 4,
     "experiments": 5, "zoo": 5, "reconstruction": 5,
