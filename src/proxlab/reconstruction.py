@@ -64,6 +64,12 @@ def _zoo_name(method: str) -> str | None:
     return method[4:] if method.startswith("zoo:") else None
 
 
+def is_density_model(info: dict) -> bool:
+    """Whether zoo entry ``info`` is a density model (a normalizing flow, scored in bits/dim) rather than a
+    reconstruction method."""
+    return "bits_per_dim" in (info.get("test_metrics") or {})
+
+
 def _resolve(method_or_model, task: Task | None, model_name: str | None):
     """``method_or_model`` as a classic method name (returned as is) or a :class:`_Learned` (a zoo entry is
     checked, not loaded yet: see :func:`_load`)."""
@@ -87,6 +93,10 @@ def _resolve(method_or_model, task: Task | None, model_name: str | None):
     from .zoo import zoo_info
 
     info = zoo_info(name)  # ValueError with a close match for a typo
+    if is_density_model(info):
+        raise ValueError(f"zoo model {name!r} is a normalizing flow, a prior scored by its likelihood "
+                         f"({info['test_metrics']['bits_per_dim']:.3f} test bits/dim), not a reconstruction method; "
+                         f"score images with: proxlab prior --model zoo:{name} IMAGE...")
     if task is not None and info["task"]["name"] != task.name:
         raise ValueError(f"zoo model {name!r} was trained for task {info['task']['name']!r}, not {task.name!r}")
     return _Learned(method_or_model, None, _relation(info["model"]["name"]), info)

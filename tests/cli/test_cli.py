@@ -84,6 +84,37 @@ def test_demo_subset_writes_table_json_and_figure(tmp_path, capsys):
     assert "| task |" in capsys.readouterr().out
 
 
+def test_demo_with_the_whole_zoo_one_row_per_setting(tmp_path, capsys):
+    from proxlab.cli.demo import figure_rows
+    from proxlab.reconstruction import is_density_model
+    from proxlab.zoo import list_zoo, zoo_info
+
+    assert main(["demo", "--out", str(tmp_path), "--tasks", "denoise,deblur,cs", "--methods", "init,fista-tv",
+                 "--size", "40", "--iters", "5", "--mnist-images", "2", "--threads", "1", "--no-progress"]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["results"]
+    zoo_used = {r["method"] for r in rows if r["method"].startswith("zoo:")}
+    flows = {f"zoo:{n}" for n in list_zoo() if is_density_model(zoo_info(n))}
+    assert flows and not zoo_used & flows  # flows are priors, not reconstruction methods: left out, not crashing
+    assert {"zoo:dncnn-mnist-s0.1", "zoo:lpn-mnist", "zoo:istanet-plus-cs25"} <= zoo_used
+    by_task = {}
+    for r in rows:
+        by_task.setdefault(r["task"], set()).add(r["method"])
+    assert {"zoo:dncnn-mnist-s0.1", "zoo:lpn-mnist"} <= by_task["denoise (MNIST)"]  # side by side in one row
+    md = (tmp_path / "results.md").read_text()
+    header = md.splitlines()[0]
+    assert header == "| task | init | fista-tv | learned |" and "zoo:" not in header
+    assert "tikhonov" not in md  # a method not run has no column
+    panels = {t: {m: torch.zeros(1, 1, 4, 4) for m in ("truth", "measurement", *ms)} for t, ms in by_task.items()}
+    fig = dict(figure_rows(rows, panels))
+    assert [c for c, _ in fig["denoise"]][:2] == ["truth", "measurement"]
+    assert fig["denoise"][2][0].startswith("best classic: ") and len(fig["denoise"]) == 3
+    assert any(c.startswith("zoo:lpn-mnist ") and c.endswith(" dB") for c, _ in fig["denoise (MNIST)"])
+    capsys.readouterr()
+    assert main(["reconstruct", "--task", "denoise", "--method", "zoo:glow-mnist", "skimage:camera",
+                 str(tmp_path / "o.png")]) == 2
+    assert "'glow-mnist' is a normalizing flow" in capsys.readouterr().err and not (tmp_path / "o.png").exists()
+
+
 def test_console_script_runs_as_module():
     r = subprocess.run([sys.executable, "-m", "proxlab.cli.main", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("proxlab ")

@@ -39,10 +39,10 @@ def _parse_subset(value: str | None, allowed, what: str) -> list[str]:
 
 
 def run_demo(args) -> int:
-    from ..experiments.figures import comparison_grid, measurement_image
+    from ..experiments.figures import measurement_image, tile_rows
     from ..methods import CLASSIC_METHODS
     from ..metrics import psnr, ssim
-    from ..reconstruction import measure, reconstruct
+    from ..reconstruction import is_density_model, measure, reconstruct
     from ..tasks import TASKS, make_task
 
     if args.size < 33:
@@ -76,18 +76,30 @@ def run_demo(args) -> int:
         from ..data import mnist5k
 
         digits = mnist5k("test")[0][: args.mnist_images]
+        mnist_rows: dict[str, tuple] = {}  # one row per MNIST setting, every zoo model trained for it side by side
+        cs_rows: list[list] = []  # block-CS models measuring with the same Φ share a row: [task, y, names]
         for name in zoo:
             info = zoo_info(name)
+            if is_density_model(info):  # a flow is a prior scored by likelihood, not a reconstruction method
+                continue
             task = make_task(info["task"]["name"], **info["task"]["options"])
             if task.name in tasks and info["data"].get("source") == "mnist5k":
-                label = f"{task.name} (MNIST, zoo:{name})"
-                jobs.append((label, task, [f"mnist-test-{i}" for i in range(len(digits))], digits,
-                             list(methods) + [f"zoo:{name}"], None))
+                mnist_rows.setdefault(task.describe(), (task, []))[1].append(name)
             elif (task.name in tasks and model_entry(info["model"]["name"]).carries_operator
                   and abs(task.options["ratio"] - make_task("cs").options["ratio"]) < 0.005):
-                # block-CS models measure with the Φ they carry; the classic methods get the same y
-                names, x = demo_images("cs", args.size)
-                jobs.append((f"cs (zoo:{name})", task, names, x, list(methods) + [f"zoo:{name}"], name))
+                _, y_own = measure(f"zoo:{name}", demo_images("cs", args.size)[1], task)
+                row = next((r for r in cs_rows if torch.equal(r[1], y_own)), None)
+                if row is None:
+                    cs_rows.append([task, y_own, [name]])
+                else:
+                    row[2].append(name)
+        for task, names_ in mnist_rows.values():
+            jobs.append((f"{task.name} (MNIST)", task, [f"mnist-test-{i}" for i in range(len(digits))], digits,
+                         list(methods) + [f"zoo:{n}" for n in names_], None))
+        for task, _, names_ in cs_rows:  # measured with the Φ they carry; the classic methods get the same y
+            names, x = demo_images("cs", args.size)
+            jobs.append((f"cs (the Φ of zoo:{names_[0]})", task, names, x, list(methods) + [f"zoo:{n}" for n in names_],
+                         names_[0]))
     bar = tqdm(total=sum(len(j[4]) for j in jobs), desc="demo", unit="run", disable=args.no_progress)
     rows, panels = [], {}
     t_start = time.perf_counter()
@@ -117,25 +129,42 @@ def run_demo(args) -> int:
     meta = {"size": args.size, "iters": args.iters, "threads": args.threads, "total_seconds": total}
     (out / "results.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     (out / "results.md").write_text(table + "\n")
-    columns = ["truth", "measurement"] + list(dict.fromkeys(m for j in jobs for m in j[4]))
-    comparison_grid(panels, [j[0] for j in jobs], columns, out / "demo.png")
+    tile_rows(figure_rows(rows, panels), out / "demo.png")
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'demo.png'}")
     return 0
 
 
+def figure_rows(rows: list[dict], panels: dict[str, dict[str, torch.Tensor]]) -> list:
+    """The demo figure's rows: per task (and per zoo model's own setting) the truth, the measurement, the best
+    classic method and each learned method there, every reconstruction captioned with its PSNR on the first image."""
+    out = []
+    for label, p in panels.items():
+        here = [r for r in rows if r["task"] == label]
+        classic = [r for r in here if not r["method"].startswith("zoo:")]
+        tiles = [("truth", p["truth"]), ("measurement", p["measurement"])]
+        if classic:
+            best = max(classic, key=lambda r: r["psnr_per_image"][0])
+            tiles.append((f"best classic: {best['method']} {best['psnr_per_image'][0]:.1f} dB", p[best["method"]]))
+        tiles += [(f"{r['method']} {r['psnr_per_image'][0]:.1f} dB", p[r["method"]]) for r in here
+                  if r["method"].startswith("zoo:")]
+        out.append((label, tiles))
+    return out
+
+
 def format_table(rows: list[dict]) -> str:
-    """Markdown table: one row per task, PSNR / SSIM per method (mean over the demo images)."""
-    methods = list(dict.fromkeys(r["method"] for r in rows))
+    """Markdown table: one row per task, PSNR / SSIM of each classic method (mean over the demo images) and, in
+    one column, the learned (zoo) methods of that row; a column empty in every row is left out."""
+    classic = [m for m in dict.fromkeys(r["method"] for r in rows) if not m.startswith("zoo:")]
     tasks = list(dict.fromkeys(r["setting"] for r in rows))
     by = {(r["setting"], r["method"]): r for r in rows}
-    head = "| task | " + " | ".join(methods) + " |"
-    sep = "|---|" + "---|" * len(methods)
-    lines = [head, sep]
+    learned = {t: [r for r in rows if r["setting"] == t and r["method"].startswith("zoo:")] for t in tasks}
+    has_learned = any(learned.values())
+    head = "| task | " + " | ".join(classic + (["learned"] if has_learned else [])) + " |"
+    lines = [head, "|---|" + "---|" * (len(classic) + has_learned)]
     for t in tasks:
-        cells = []
-        for m in methods:
-            r = by.get((t, m))
-            cells.append("" if r is None else f"{r['psnr']:.2f} / {r['ssim']:.3f}")
+        cells = [f"{by[t, m]['psnr']:.2f} / {by[t, m]['ssim']:.3f}" if (t, m) in by else "" for m in classic]
+        if has_learned:
+            cells.append("<br>".join(f"{r['method']} {r['psnr']:.2f} / {r['ssim']:.3f}" for r in learned[t]))
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     best = max(rows, key=lambda r: r["seconds"])
     lines.append(f"\nPSNR dB / SSIM, mean over the test images; slowest run {best['seconds']:.1f} s ({best['task']}/{best['method']}).")

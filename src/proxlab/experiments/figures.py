@@ -107,6 +107,32 @@ def comparison_grid(panels: dict[str, dict[str, torch.Tensor]], rows: list[str],
     return png_bytes(fig, dpi=110, path=path)
 
 
+def tile_rows(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]], path: str | Path | None = None) -> bytes:
+    """One row of captioned grey tiles per entry ``(row label, [(caption, image), ...])``; rows may differ in length
+    (a shorter row leaves its last cells empty). Each image is ``(1, 1, H, W)`` or ``(H, W)`` in [0, 1]. Returns
+    the PNG bytes (and writes them to ``path`` when given)."""
+    plt = pyplot()
+    n_cols = max(len(tiles) for _, tiles in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.75 * n_cols, 1.9 * len(rows)), squeeze=False)
+    for i, (label, tiles) in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(tiles):
+                ax.set_axis_off()
+                continue
+            caption, img = tiles[j]
+            img = img.detach().cpu().float()
+            img = img[0, 0] if img.ndim == 4 else img
+            ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title("\n".join(textwrap.wrap(caption, 22)), fontsize=6.5)
+            if j == 0:
+                ax.set_ylabel("\n".join(textwrap.wrap(label, 20)), fontsize=7)
+    fig.tight_layout()
+    return png_bytes(fig, dpi=110, path=path)
+
+
 def training_curves(history: list[dict[str, float]]) -> bytes:
     """Training loss and the validation measure (PSNR, or the validation loss where a loss validates itself,
     e.g. a flow's bits/dim) against the step, as PNG bytes."""
