@@ -287,7 +287,7 @@ def test_reconstruct_with_a_block_cs_zoo_model_uses_its_own_phi(tmp_path, monkey
                  "--threads", "1", "--no-progress"])
     assert code == 0
     rows = json.loads((tmp_path / "demo" / "results.json").read_text())["results"]
-    assert {r["task"] for r in rows} == {"cs", "cs (zoo:tiny-ista)"}
+    assert {r["task"] for r in rows} == {"cs", "cs (the Φ of zoo:tiny-ista)"}
     zoo_row = next(r for r in rows if r["method"] == "zoo:tiny-ista")
     assert zoo_row["psnr"] > 5
 
