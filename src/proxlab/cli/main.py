@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("name", nargs="?", help="export: the zoo name")
     z.add_argument("--force", action="store_true", help="export: replace an existing entry of that name")
 
+    b = sub.add_parser("bench", help="time operators, solvers and zoo networks on this machine (speed)")
+    b.add_argument("kind", choices=["speed"], help="what to measure")
+    b.add_argument("--quick", action="store_true", help="3 repeats per row instead of 10")
+    b.add_argument("--out", default="proxlab-bench", help="folder for speed.json and speed.md (default proxlab-bench)")
+    b.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    b.add_argument("--size", type=int, default=128, help="image side for the operators and solvers (default 128)")
+
     pr = sub.add_parser("prior", help="evaluate a learned prior at images: R(x) of an LPN, -log p(x) of a flow")
     pr.add_argument("--model", required=True, help="zoo:NAME of a learned proximal network or a GLOW flow (see 'proxlab zoo')")
     pr.add_argument("--tol", type=float, default=1e-5, help="inversion tolerance (RMS of f(y) - x, default 1e-5)")
@@ -136,6 +143,10 @@ def _dispatch(args) -> int:
             from .run import prior_command
 
             return prior_command(args)
+        if args.command == "bench":
+            from .bench import run_bench
+
+            return run_bench(args)
         if args.command == "zoo":
             from .run import zoo_command
 
