@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["run_bench", "conv_rate", "time_call", "flops_of"]
+__all__ = ["run_bench", "run_quality", "conv_rate", "time_call", "flops_of", "quality_table"]
 
 
 def time_call(fn, repeats: int, grad: bool = False) -> float:
@@ -90,8 +90,10 @@ def run_bench(args) -> int:
     from ..solvers import admm, fista
     from ..zoo import list_zoo, load_zoo_model, zoo_info
 
+    if args.kind == "quality":
+        return run_quality(args)
     if args.kind != "speed":
-        raise ValueError(f"bench: expected 'speed', got {args.kind!r}")
+        raise ValueError(f"bench: expected 'speed' or 'quality', got {args.kind!r}")
     torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 10
     size, batch = args.size, 8
@@ -190,3 +192,195 @@ def format_table(rows: list[dict], peak: float, have_dinv: bool) -> str:
         lines.append(f"| {r['group']} | {r['name']} | {1e3 * r['seconds']:.2f} | {r['images_per_s']:.0f} | {frac} | "
                      f"{ratio} |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- quality
+#: What ``bench quality`` scores, per image set: (set name, the tasks, images per set in --quick / full).
+QUALITY_SETS = (("photos", ("denoise", "inpaint", "deblur", "cs", "mri", "ct"), (2, 4)),
+                ("MNIST digits", ("denoise", "inpaint", "deblur", "mri", "ct"), (8, 64)))
+
+
+def _quality_images(set_name: str, task: str, count: int, size: int) -> torch.Tensor:
+    from ..data import mnist5k, shepp_logan, skimage_image
+
+    if set_name == "MNIST digits":
+        return mnist5k("test")[0][:count]
+    if task == "ct":
+        return shepp_logan(size)
+    names = ("camera", "astronaut", "coins", "moon")[:count]
+    return torch.cat([skimage_image(n, grey=True, size=size) for n in names])
+
+
+def _learned_methods(set_name: str, task_name: str) -> list[tuple[str, dict, str | None]]:
+    """(method, reconstruct options, mark) for the zoo on one setting: every prox-capable zoo prior inside PnP-ADMM
+    and PnP-PGD (its training setting named), and each zoo reconstruction network trained for this task and data."""
+    from ..reconstruction import is_density_model
+    from ..registry import model_entry
+    from ..tasks import make_task
+    from ..zoo import list_zoo, zoo_info
+
+    out = []
+    for name in list_zoo():
+        info = zoo_info(name)
+        source = (info.get("data") or {}).get("source", "")
+        size = tuple((info.get("data") or {}).get("image_size", ()))
+        trained = make_task(info["task"]["name"], **info["task"]["options"]).describe()
+        on_set = (source == "mnist5k") == (set_name == "MNIST digits")
+        if len(size) != 2 or not on_set:
+            continue
+        entry = model_entry(info["model"]["name"])
+        if is_density_model(info) or (info["task"]["name"] == "denoise" and not entry.needs_operator
+                                      and not entry.carries_operator):
+            what = "flow prior" if is_density_model(info) else f"prior trained for {trained}"
+            if is_density_model(info) and set_name == "MNIST digits":
+                continue  # a 32×32 flow on 28×28 digits needs padding the PnP loop does not do
+            for pnp in ("pnp-admm", "pnp-pgd"):
+                out.append((pnp, {"prior": f"zoo:{name}"}, f"{pnp} + zoo:{name} ({what})"))
+        elif info["task"]["name"] == task_name and not entry.carries_operator:
+            here = make_task(task_name).describe()
+            out.append((f"zoo:{name}", {"_other_setting": trained} if trained != here else {},
+                        f"zoo:{name} (trained for {trained})"))
+    return out
+
+
+def run_quality(args) -> int:
+    from tqdm.auto import tqdm
+
+    from ..methods import CLASSIC_METHODS
+    from ..metrics import psnr, ssim
+    from ..reconstruction import reconstruct
+    from ..tasks import make_task
+
+    torch.set_num_threads(args.threads)
+    quick = args.quick
+    size = 64 if quick else 128
+    iters = 50 if quick else 200
+    classic = [m for m, spec in CLASSIC_METHODS.items() if spec.prior != "learned"]
+    jobs = []
+    for set_name, tasks, counts in QUALITY_SETS:
+        for task_name in tasks:
+            x = _quality_images(set_name, task_name, counts[0] if quick else counts[1], size)
+            methods = [(m, {"max_iter": iters}, m) for m in classic] + _learned_methods(set_name, task_name)
+            jobs.append((set_name, make_task(task_name), x, methods))
+    t_start = time.perf_counter()
+    rows, examples = [], {}
+    bar = tqdm(total=sum(len(j[3]) for j in jobs), desc="bench quality", unit="run", disable=args.no_progress)
+    for set_name, task, x, methods in jobs:
+        y = task.measure(x)[1]
+        A = task.operator(tuple(x.shape[-2:]))
+        key = f"{set_name} / {task.describe()}"
+        examples[key] = {"truth": x[:1]}
+        for method, options, label in methods:
+            bar.set_postfix_str(f"{key}: {label}"[:60])
+            t0 = time.perf_counter()
+            if "_other_setting" in options:  # marked, not silently scored on a setting it was not trained for
+                rows.append({"set": set_name, "task": task.describe(), "method": label, "other_setting": True,
+                             "skipped": f"trained for {options['_other_setting']}"})
+                bar.update(1)
+                continue
+            try:
+                rec = reconstruct(method, y, A, task=task, **options).clamp(0, 1)
+            except (ValueError, TypeError, RuntimeError) as err:  # a model that cannot run here says why
+                rows.append({"set": set_name, "task": task.describe(), "method": label, "skipped": str(err)[:160]})
+                bar.update(1)
+                continue
+            rows.append({"set": set_name, "task": task.describe(), "method": label, "images": len(x),
+                         "psnr": float(psnr(rec, x).mean()), "ssim": float(ssim(rec, x).mean()),
+                         "seconds": time.perf_counter() - t0})
+            examples[key][label] = rec[:1]
+            bar.update(1)
+    bar.close()
+    total = time.perf_counter() - t_start
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = quality_table(rows)
+    meta = {"quick": quick, "size": size, "iterations": iters, "threads": args.threads, "total_seconds": total,
+            "python": platform.python_version(), "torch": torch.__version__}
+    (out / "quality.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
+    (out / "quality.md").write_text(md + f"\n\n{'--quick, ' if quick else ''}{total:.0f} s on {args.threads} thread(s)\n")
+    (out / "quality.html").write_text(quality_html(rows, examples, meta))
+    print(md)
+    print(f"total {total:.0f} s on {args.threads} thread(s); wrote {out / 'quality.md'}, {out / 'quality.json'}, "
+          f"{out / 'quality.html'}")
+    return 0
+
+
+def quality_table(rows: list[dict]) -> str:
+    """One markdown table per image set: a row per method, a column per task, PSNR / SSIM (blank: not run there)."""
+    parts = []
+    for set_name in dict.fromkeys(r["set"] for r in rows):
+        here = [r for r in rows if r["set"] == set_name]
+        tasks = list(dict.fromkeys(r["task"] for r in here))
+        by = {(r["method"], r["task"]): r for r in here}
+        lines = [f"**{set_name}** (PSNR dB / SSIM; best per task in bold)", "",
+                 "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+        best = {t: max((r["psnr"] for r in here if r["task"] == t and "psnr" in r), default=None) for t in tasks}
+        never = [m for m in dict.fromkeys(r["method"] for r in here)
+                 if all("skipped" in r and not r.get("other_setting") for r in here if r["method"] == m)]
+        for method in dict.fromkeys(r["method"] for r in here):
+            if method in never:
+                continue
+            cells = []
+            for t in tasks:
+                r = by.get((method, t))
+                if r is None:
+                    cells.append("")
+                elif r.get("other_setting"):
+                    cells.append("other setting")
+                elif "skipped" in r:
+                    cells.append("could not run")
+                else:
+                    cell = f"{r['psnr']:.2f} / {r['ssim']:.3f}"
+                    cells.append(f"**{cell}**" if r["psnr"] == best[t] else cell)
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        for m in never:
+            reason = next(r["skipped"] for r in here if r["method"] == m)
+            lines.append(f"\nNot run on {set_name}: {m} ({reason.splitlines()[0]})")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + ("\n\nNone of these settings is a paper's protocol, so no published number stands "
+                                  "beside them; the per-method README sections compare with the papers.")
+
+
+def quality_html(rows: list[dict], examples: dict, meta: dict) -> str:
+    """The quality page: the tables, a bar chart of PSNR per task, and the first test image's reconstructions."""
+    import base64
+    import html
+
+    from ..experiments.figures import png_bytes, pyplot, tile_rows
+
+    def img(data: bytes) -> str:
+        return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+    plt = pyplot()
+    body = [f"<h1>proxlab bench quality</h1><p>{'quick mode, ' if meta['quick'] else ''}{meta['size']}×{meta['size']} "
+            f"photos, {meta['iterations']} iterations for the classic solvers, {meta['total_seconds']:.0f} s on "
+            f"{meta['threads']} thread(s).</p>"]
+    for set_name in dict.fromkeys(r["set"] for r in rows):
+        here = [r for r in rows if r["set"] == set_name and "psnr" in r]
+        tasks = list(dict.fromkeys(r["task"] for r in here))
+        body.append(f"<h2>{html.escape(set_name)}</h2>")
+        body.append("<pre>" + html.escape(quality_table([r for r in rows if r["set"] == set_name])) + "</pre>")
+        fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.6), squeeze=False)
+        for ax, t in zip(axes[0], tasks):
+            rs = sorted((r for r in here if r["task"] == t), key=lambda r: r["psnr"])
+            ax.barh(range(len(rs)), [r["psnr"] for r in rs], color="0.45")
+            ax.set_yticks(range(len(rs)), [r["method"][:34] for r in rs], fontsize=5)
+            ax.set_title(t, fontsize=7)
+            ax.set_xlabel("PSNR (dB)", fontsize=7)
+            lo = min(r["psnr"] for r in rs)
+            ax.set_xlim(max(0.0, lo - 2), None)
+        fig.tight_layout()
+        body.append(img(png_bytes(fig, dpi=100)))
+        tiles = []
+        for key, ex in examples.items():
+            if key.startswith(set_name + " / ") and len(ex) > 1:
+                scored = {r["method"]: r["psnr"] for r in here if f"{r['set']} / {r['task']}" == key}
+                best = sorted(scored, key=scored.get, reverse=True)[:5]
+                tiles.append((key.split(" / ", 1)[1], [("truth", ex["truth"])] +
+                              [(f"{m} {scored[m]:.1f} dB", ex[m]) for m in best]))
+        if tiles:
+            body.append("<h3>The first test image: truth and the five best reconstructions per task</h3>")
+            body.append(img(tile_rows(tiles)))
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>proxlab bench quality</title><style>"
+            "body{font-family:sans-serif;margin:2em}img{max-width:100%}pre{font-size:11px}</style></head><body>"
+            + "".join(body) + "</body></html>")

@@ -82,10 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("name", nargs="?", help="export: the zoo name")
     z.add_argument("--force", action="store_true", help="export: replace an existing entry of that name")
 
-    b = sub.add_parser("bench", help="time operators, solvers and zoo networks on this machine (speed)")
-    b.add_argument("kind", choices=["speed"], help="what to measure")
-    b.add_argument("--quick", action="store_true", help="3 repeats per row instead of 10")
-    b.add_argument("--out", default="proxlab-bench", help="folder for speed.json and speed.md (default proxlab-bench)")
+    b = sub.add_parser("bench", help="every method on every task (quality), or operators, solvers and networks "
+                                     "timed on this machine (speed)")
+    b.add_argument("kind", choices=["quality", "speed"], help="what to measure")
+    b.add_argument("--quick", action="store_true", help="quality: fewer, smaller images; speed: 3 repeats, not 10")
+    b.add_argument("--out", default="proxlab-bench", help="folder for the results (default proxlab-bench)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     b.add_argument("--size", type=int, default=128, help="image side for the operators and solvers (default 128)")
 
