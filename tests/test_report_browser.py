@@ -80,11 +80,35 @@ def test_report_images_are_all_there(report):
     assert len(images) >= 2 and all(min(im.size) > 50 for im in images)  # the reconstructions and the training curves
 
 
+@pytest.fixture(scope="module")
+def bench_page(tmp_path_factory):
+    """``proxlab bench quality``'s page, from a two-setting run."""
+    import proxlab.zoo
+    from proxlab.cli import bench
+    from proxlab.cli.main import main
+
+    d = tmp_path_factory.mktemp("bench")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(proxlab.zoo, "list_zoo", lambda: ["dncnn-mnist-s0.1"])
+    mp.setattr(bench, "QUALITY_SETS", (("photos", ("denoise",), (1, 1)), ("MNIST digits", ("deblur",), (2, 2))))
+    try:
+        assert main(["bench", "quality", "--quick", "--threads", "1", "--out", str(d), "--no-progress"]) == 0
+    finally:
+        mp.undo()
+    return d / "quality.html"
+
+
+def test_bench_page_images_are_all_there(bench_page):
+    assert len(page_images(bench_page.read_text(), bench_page.parent)) >= 3  # bar charts and reconstructions
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-def test_report_opens_in_headless_chromium(report, tmp_path):
-    shot = tmp_path / "report.png"
+@pytest.mark.parametrize("page", ["report", "bench_page"])
+def test_pages_open_in_headless_chromium(page, request, tmp_path):
+    path = request.getfixturevalue(page)
+    shot = tmp_path / "page.png"
     r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-                        f"--screenshot={shot}", "--window-size=1200,1400", report.resolve().as_uri()],
+                        f"--screenshot={shot}", "--window-size=1200,1400", path.resolve().as_uri()],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert console_errors(r.stderr) == []

@@ -305,40 +305,54 @@ def run_quality(args) -> int:
     return 0
 
 
+def quality_grid(rows: list[dict], set_name: str) -> tuple[list[str], list[list[str]], list[str], dict]:
+    """One image set's table: the task names, one row of cells per method (first cell the method; blank where it
+    was not run), the methods that could run nowhere (with why), and which cell is best per task."""
+    here = [r for r in rows if r["set"] == set_name]
+    tasks = list(dict.fromkeys(r["task"] for r in here))
+    by = {(r["method"], r["task"]): r for r in here}
+    best = {t: max((r["psnr"] for r in here if r["task"] == t and "psnr" in r), default=None) for t in tasks}
+    never = [m for m in dict.fromkeys(r["method"] for r in here)
+             if all("skipped" in r and not r.get("other_setting") for r in here if r["method"] == m)]
+    grid, bold = [], {}
+    for method in dict.fromkeys(r["method"] for r in here):
+        if method in never:
+            continue
+        cells = [method]
+        for t in tasks:
+            r = by.get((method, t))
+            if r is None:
+                cells.append("")
+            elif r.get("other_setting"):
+                cells.append("other setting")
+            elif "skipped" in r:
+                cells.append("could not run")
+            else:
+                cells.append(f"{r['psnr']:.2f} / {r['ssim']:.3f}")
+                bold[len(grid), len(cells) - 1] = r["psnr"] == best[t]
+        grid.append(cells)
+    notes = [f"Not run on {set_name}: {m} ({next(r['skipped'] for r in here if r['method'] == m).splitlines()[0]})"
+             for m in never]
+    return tasks, grid, notes, bold
+
+
+_NO_PAPER = ("None of these settings is a paper's protocol, so no published number stands beside them; the "
+             "per-method README sections compare with the papers.")
+
+
 def quality_table(rows: list[dict]) -> str:
     """One markdown table per image set: a row per method, a column per task, PSNR / SSIM (blank: not run there)."""
     parts = []
     for set_name in dict.fromkeys(r["set"] for r in rows):
-        here = [r for r in rows if r["set"] == set_name]
-        tasks = list(dict.fromkeys(r["task"] for r in here))
-        by = {(r["method"], r["task"]): r for r in here}
+        tasks, grid, notes, bold = quality_grid(rows, set_name)
         lines = [f"**{set_name}** (PSNR dB / SSIM; best per task in bold)", "",
                  "| method | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-        best = {t: max((r["psnr"] for r in here if r["task"] == t and "psnr" in r), default=None) for t in tasks}
-        never = [m for m in dict.fromkeys(r["method"] for r in here)
-                 if all("skipped" in r and not r.get("other_setting") for r in here if r["method"] == m)]
-        for method in dict.fromkeys(r["method"] for r in here):
-            if method in never:
-                continue
-            cells = []
-            for t in tasks:
-                r = by.get((method, t))
-                if r is None:
-                    cells.append("")
-                elif r.get("other_setting"):
-                    cells.append("other setting")
-                elif "skipped" in r:
-                    cells.append("could not run")
-                else:
-                    cell = f"{r['psnr']:.2f} / {r['ssim']:.3f}"
-                    cells.append(f"**{cell}**" if r["psnr"] == best[t] else cell)
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        for m in never:
-            reason = next(r["skipped"] for r in here if r["method"] == m)
-            lines.append(f"\nNot run on {set_name}: {m} ({reason.splitlines()[0]})")
+        for i, cells in enumerate(grid):
+            shown = [f"**{c}**" if bold.get((i, j)) else c for j, c in enumerate(cells)]
+            lines.append("| " + " | ".join(shown) + " |")
+        lines += [""] + notes if notes else []
         parts.append("\n".join(lines))
-    return "\n\n".join(parts) + ("\n\nNone of these settings is a paper's protocol, so no published number stands "
-                                  "beside them; the per-method README sections compare with the papers.")
+    return "\n\n".join(parts) + "\n\n" + _NO_PAPER
 
 
 def quality_html(rows: list[dict], examples: dict, meta: dict) -> str:
@@ -359,7 +373,13 @@ def quality_html(rows: list[dict], examples: dict, meta: dict) -> str:
         here = [r for r in rows if r["set"] == set_name and "psnr" in r]
         tasks = list(dict.fromkeys(r["task"] for r in here))
         body.append(f"<h2>{html.escape(set_name)}</h2>")
-        body.append("<pre>" + html.escape(quality_table([r for r in rows if r["set"] == set_name])) + "</pre>")
+        tasks_, grid, notes, bold = quality_grid(rows, set_name)
+        head = "".join(f"<th>{html.escape(t)}</th>" for t in ["method", *tasks_])
+        trs = "".join("<tr>" + "".join(f"<td><b>{html.escape(c)}</b></td>" if bold.get((i, j)) else
+                                       f"<td>{html.escape(c)}</td>" for j, c in enumerate(cells)) + "</tr>"
+                      for i, cells in enumerate(grid))
+        body.append(f"<p>PSNR dB / SSIM, best per task in bold.</p><table><tr>{head}</tr>{trs}</table>"
+                    + "".join(f"<p>{html.escape(n)}</p>" for n in notes))
         fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.6), squeeze=False)
         for ax, t in zip(axes[0], tasks):
             rs = sorted((r for r in here if r["task"] == t), key=lambda r: r["psnr"])
@@ -382,5 +402,6 @@ def quality_html(rows: list[dict], examples: dict, meta: dict) -> str:
             body.append("<h3>The first test image: truth and the five best reconstructions per task</h3>")
             body.append(img(tile_rows(tiles)))
     return ("<!doctype html><html><head><meta charset='utf-8'><title>proxlab bench quality</title><style>"
-            "body{font-family:sans-serif;margin:2em}img{max-width:100%}pre{font-size:11px}</style></head><body>"
-            + "".join(body) + "</body></html>")
+            "body{font-family:sans-serif;margin:2em}img{max-width:100%}table{border-collapse:collapse;font-size:12px}"
+            "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}</style>"
+            "</head><body>" + "".join(body) + f"<p>{html.escape(_NO_PAPER)}</p></body></html>")
