@@ -122,3 +122,13 @@ def test_zoo_entry_runs_only_with_its_mask_and_size(folders, tmp_path, monkeypat
         measure("zoo:tiny-admm", x, make_task("mri", mask_file=str(tmp_path / "other.mat"), noise=0.0))
     with pytest.raises(ValueError, match=r"zoo:tiny-admm was trained on 24×24 images, got 32×32"):
         measure("zoo:tiny-admm", random_ellipses(1, 32, seed=9), make_task("mri", ratio=0.2, noise=0.0))
+
+
+def test_istanet_plus_over_the_mri_operator_trains(folders, tmp_path):
+    _run(folders, tmp_path / "ista", 'sweep.runs=[{label = "istanet-plus", set = [\'model={ name = "unrolled", options = '
+         '{ prox = "istanet-prox", prox_options = { plus = true, channels = 4 }, step = "pgd", stages = 2, tied = false, '
+         'step_size = 0.5 } }\', "training.loss=istanet", "training.loss_options={ gamma = 0.01 }", '
+         '"training.optimizer=adam", "training.lr=1e-3", "training.batch_size=2", "training.micro_batch=0", '
+         '"training.steps=2", "training.val_every=1"]}]')
+    m = json.loads((tmp_path / "ista" / "runs" / "istanet-plus" / "metrics.json").read_text())
+    assert m["training"]["steps"] == 2 and m["test_images"] == 4 and m["model"]["mean"]["psnr"] > 0
