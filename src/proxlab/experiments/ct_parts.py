@@ -22,14 +22,13 @@ from typing import Annotated
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .datasets import Splits
+from .datasets import Splits, refuse_generic_keys
 from .parts import register_source
 
 __all__ = ["CTVolumeOptions", "SLABS", "ct_volume"]
 
 SLABS = ("train", "val", "test")
 _Slab = Annotated[tuple[int, ...], Field(strict=False)]
-_GENERIC_KEYS = ("size", "pad", "patch_size", "patches_per_image")  # [data] keys this source does not use
 
 
 class CTVolumeOptions(BaseModel):
@@ -111,10 +110,7 @@ def _resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
 def ct_volume(cfg, seed: int, task=None) -> Splits:
     """Train / validation / test slabs of one CT volume (``.npy``, ``.npz`` or a DICOM folder), in [0, 1]."""
     opts = CTVolumeOptions.model_validate(dict(cfg.options))
-    for k in _GENERIC_KEYS:
-        if getattr(cfg, k, 0):
-            raise ValueError(f"data.{k}: source 'ct_volume' does not use it (resize slices with "
-                             f"[data] options = {{size = N}}), expected it unset, got {getattr(cfg, k)!r}")
+    refuse_generic_keys(cfg, "ct_volume", "resize slices with [data] options = {size = N}")
     volume = _load(opts)
     depth = volume.shape[0]
     for name in SLABS:

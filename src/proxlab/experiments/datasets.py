@@ -80,6 +80,18 @@ def _patches(images: torch.Tensor, cfg, seed: int) -> torch.Tensor:
     return D.random_patches(images, per * images.shape[0], cfg.patch_size, seed=seed)
 
 
+#: ``[data]`` keys of the built-in image sources that a registered source with its own options may not use.
+GENERIC_KEYS = ("size", "pad", "patch_size", "patches_per_image")
+
+
+def refuse_generic_keys(cfg, source: str, instead: str) -> None:
+    """A source that does not use the generic ``[data]`` keys refuses them, saying what to do ``instead``."""
+    for k in GENERIC_KEYS:
+        if getattr(cfg, k, 0):
+            raise ValueError(f"data.{k}: source {source!r} does not use it ({instead}), expected it unset, "
+                             f"got {getattr(cfg, k)!r}")
+
+
 def build_splits(cfg, seed: int = 0) -> Splits:
     """Images ``(N, C, H, W)`` in [0, 1] for training, validation and test, from a ``DataConfig``."""
     src = cfg.source

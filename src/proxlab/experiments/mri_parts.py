@@ -18,13 +18,12 @@ from typing import Annotated
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from .datasets import Splits
+from .datasets import Splits, refuse_generic_keys
 from .parts import register_source
 
 __all__ = ["MRIImagesOptions", "mri_images", "load_image_folder"]
 
 _IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".pgm")
-_GENERIC_KEYS = ("size", "pad", "patch_size", "patches_per_image")  # [data] keys this source does not use
 
 
 class MRIImagesOptions(BaseModel):
@@ -76,10 +75,7 @@ def load_image_folder(folder: str | Path, key: str = "im_ori", where: str = "fol
 def mri_images(cfg, seed: int, task=None) -> Splits:
     """Training and validation images from ``options.train``, test images from ``options.test``."""
     opts = MRIImagesOptions.model_validate(dict(cfg.options))
-    for k in _GENERIC_KEYS:
-        if getattr(cfg, k, 0):
-            raise ValueError(f"data.{k}: source 'mri_images' does not use it (the images keep the mask's size), "
-                             f"expected it unset, got {getattr(cfg, k)!r}")
+    refuse_generic_keys(cfg, "mri_images", "the images keep the mask's size")
     pool, _ = load_image_folder(opts.train, opts.key, "data.options.train")
     if opts.val_count >= pool.shape[0]:
         raise ValueError(f"data.options.val_count: expected fewer than the {pool.shape[0]} training images, "
