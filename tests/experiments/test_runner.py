@@ -112,6 +112,8 @@ def test_resume_through_runner_matches_straight_run(tmp_path):
     first = run_experiment(write(tmp_path, steps=10), out=tmp_path / "b", progress=False, echo=False)
     resumed = run_experiment(resume=first.folder, overrides=["training.steps=20"], progress=False, echo=False)
     assert resumed.metrics["training"]["steps"] == 20
+    assert "steps = 20" in (first.folder / "config.toml").read_text()  # the folder says what the run did
+    assert json.loads((first.folder / "overrides.json").read_text()) == ["training.steps=20"]
     a, b = DnCNN(depth=3, features=4), DnCNN(depth=3, features=4)
     load_model_weights(straight.folder / "checkpoints" / "ckpt-00000020.safetensors", a, prefix="model.")
     load_model_weights(resumed.folder / "checkpoints" / "ckpt-00000020.safetensors", b, prefix="model.")
