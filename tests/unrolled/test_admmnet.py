@@ -349,3 +349,38 @@ def test_backward_works_for_training():
     loss.backward()
     assert all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in net.parameters())
     assert math.isfinite(float(loss.detach()))
+
+
+def _plf_reference(t, values, low=-1.0, high=1.0, slopes=None):
+    """The piecewise-linear function written with autograd's own ops (the formula the fused one must equal)."""
+    L, M = values.shape
+    s_low, s_high = (1.0, 1.0) if slopes is None else (slopes[:, 0].view(1, L, 1, 1), slopes[:, 1].view(1, L, 1, 1))
+    step = (high - low) / (M - 1)
+    u = (t - low) / step
+    k = torch.floor(u).clamp(0, M - 2)
+    frac = u - k
+    idx = k.long() + (torch.arange(L) * M).view(1, L, 1, 1)
+    flat = values.reshape(-1)
+    inside = flat[idx] + (flat[idx + 1] - flat[idx]) * frac
+    below = (t - low) * s_low + values[:, 0].view(1, L, 1, 1)
+    above = (t - high) * s_high + values[:, -1].view(1, L, 1, 1)
+    return torch.where(u < 0, below, torch.where(u >= M - 1, above, inside))
+
+
+@pytest.mark.parametrize("with_slopes", [False, True])
+def test_fused_piecewise_linear_equals_the_formula_and_passes_gradcheck(with_slopes):
+    g = torch.Generator().manual_seed(3)
+    t = (torch.rand(2, 3, 4, 5, generator=g, dtype=torch.float64) * 3 - 1.5)  # inside and beyond both ends
+    t[0, 0, 0, :3] = torch.tensor([-1.0, 1.0, 0.0], dtype=torch.float64)  # on the knots and the ends
+    values = torch.randn(3, 11, generator=g, dtype=torch.float64)
+    slopes = torch.randn(3, 2, generator=g, dtype=torch.float64) if with_slopes else None
+    torch.testing.assert_close(piecewise_linear(t, values, slopes=slopes), _plf_reference(t, values, slopes=slopes),
+                               rtol=0, atol=1e-14)
+    t_off = t.clone()
+    t_off[0, 0, 0, :3] = torch.tensor([-0.93, 0.97, 0.05], dtype=torch.float64)  # gradcheck away from the kinks
+    args = [t_off.requires_grad_(), values.requires_grad_()] + ([slopes.requires_grad_()] if with_slopes else [])
+    assert torch.autograd.gradcheck(lambda *a: piecewise_linear(a[0], a[1], slopes=a[2] if with_slopes else None),
+                                    tuple(args))
+    for a, b in zip(torch.autograd.grad(piecewise_linear(*args[:2], slopes=args[2] if with_slopes else None).sum(), args),
+                    torch.autograd.grad(_plf_reference(*args[:2], slopes=args[2] if with_slopes else None).sum(), args)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)

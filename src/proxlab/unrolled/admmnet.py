@@ -85,20 +85,63 @@ def piecewise_linear(t: torch.Tensor, values: torch.Tensor, low: float = -1.0, h
     r"""The learned piecewise-linear function, one per channel: ``t (N, L, H, W)``, ``values (L, M)`` at the ``M``
     equispaced positions of ``[low, high]``; linear between them, slope 1 beyond the ends
     (:math:`t - p_0 + q_0` below, :math:`t - p_{M-1} + q_{M-1}` above), or the slopes ``slopes (L, 2)``
-    (below, above) when given. Differentiable in ``t``, ``values`` and ``slopes``."""
-    L, M = values.shape
-    s_low, s_high = (1.0, 1.0) if slopes is None else (slopes[:, 0].view(1, L, 1, 1), slopes[:, 1].view(1, L, 1, 1))
+    (below, above) when given. Differentiable in ``t``, ``values`` and ``slopes``: its own backward keeps only
+    ``t`` for autograd (no index or mask tensors), so a deep ADMM-Net trains in a fraction of the memory."""
+    if slopes is None:
+        slopes = torch.ones(values.shape[0], 2, dtype=values.dtype, device=values.device)
+    return _PiecewiseLinear.apply(t, values, slopes, float(low), float(high))
+
+
+def _plf_parts(t: torch.Tensor, L: int, M: int, low: float, high: float):
+    """Where each entry of ``t`` falls: interval ``k`` (clamped into range), its fraction, below / above flags."""
     step = (high - low) / (M - 1)
     u = (t - low) / step
-    k = torch.floor(u).clamp(0, M - 2)
+    k = torch.floor(u).clamp_(0, M - 2)
     frac = u - k
     idx = k.long() + (torch.arange(L, device=t.device) * M).view(1, L, 1, 1)
-    flat = values.reshape(-1)
-    q0, q1 = flat[idx], flat[idx + 1]
-    inside = q0 + (q1 - q0) * frac
-    below = (t - low) * s_low + values[:, 0].view(1, L, 1, 1)
-    above = (t - high) * s_high + values[:, -1].view(1, L, 1, 1)
-    return torch.where(u < 0, below, torch.where(u >= M - 1, above, inside))
+    return idx, frac, u < 0, u >= M - 1, step
+
+
+class _PiecewiseLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, t, values, slopes, low, high):
+        L, M = values.shape
+        idx, frac, below, above, _ = _plf_parts(t, L, M, low, high)
+        flat = values.reshape(-1)
+        q0 = flat[idx]
+        inside = q0 + (flat[idx + 1] - q0) * frac
+        out = torch.where(below, (t - low) * slopes[:, 0].view(1, L, 1, 1) + values[:, 0].view(1, L, 1, 1), inside)
+        out = torch.where(above, (t - high) * slopes[:, 1].view(1, L, 1, 1) + values[:, -1].view(1, L, 1, 1), out)
+        ctx.save_for_backward(t, values, slopes)
+        ctx.low, ctx.high = low, high
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        t, values, slopes = ctx.saved_tensors
+        low, high = ctx.low, ctx.high
+        L, M = values.shape
+        idx, frac, below, above, step = _plf_parts(t, L, M, low, high)
+        inside = ~(below | above)
+        flat = values.reshape(-1)
+        zero = g.new_zeros(())
+        grad_t = grad_values = grad_slopes = None
+        if ctx.needs_input_grad[0]:
+            slope_in = (flat[idx + 1] - flat[idx]) / step
+            grad_t = torch.where(below, slopes[:, 0].view(1, L, 1, 1),
+                                 torch.where(above, slopes[:, 1].view(1, L, 1, 1), slope_in)) * g
+        if ctx.needs_input_grad[1]:
+            g_in = torch.where(inside, g, zero)
+            acc = torch.zeros(L * M, dtype=g.dtype, device=g.device)
+            acc.index_add_(0, idx.reshape(-1), (g_in * (1 - frac)).reshape(-1))
+            acc.index_add_(0, (idx + 1).reshape(-1), (g_in * frac).reshape(-1))
+            grad_values = acc.view(L, M)
+            grad_values[:, 0] += torch.where(below, g, zero).sum((0, 2, 3))
+            grad_values[:, -1] += torch.where(above, g, zero).sum((0, 2, 3))
+        if ctx.needs_input_grad[2]:
+            grad_slopes = torch.stack([torch.where(below, g * (t - low), zero).sum((0, 2, 3)),
+                                       torch.where(above, g * (t - high), zero).sum((0, 2, 3))], dim=1)
+        return grad_t, grad_values, grad_slopes, None, None
 
 
 def soft_threshold_values(positions: torch.Tensor, threshold: float) -> torch.Tensor:
