@@ -66,6 +66,8 @@ def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None
         info["seconds_per_image_threads"] = s11.get("threads")
     elif "flow_likelihood" in raw and "model" not in raw:  # a normalizing flow: scored by its test likelihood
         fl = raw["flow_likelihood"]
+        side = int(options.get("image_size", 32)) - 2 * cfg.data.pad  # the images before padding to the flow's size
+        info["data"]["image_size"] = [side, side]
         info["test_metrics"] = {"dataset": f"{fl['test_images']} test images of {cfg.data.source} (dequantised 8-bit)",
                                 "bits_per_dim": fl["bits_per_dim"],
                                 "bits_per_original_pixel": fl.get("bits_per_original_pixel"),
