@@ -195,9 +195,13 @@ def format_table(rows: list[dict], peak: float, have_dinv: bool) -> str:
 
 
 # ---------------------------------------------------------------- quality
-#: What ``bench quality`` scores, per image set: (set name, the tasks, images per set in --quick / full).
-QUALITY_SETS = (("photos", ("denoise", "inpaint", "deblur", "cs", "mri", "ct"), (2, 4)),
-                ("MNIST digits", ("denoise", "inpaint", "deblur", "mri", "ct"), (8, 64)))
+#: What ``bench quality`` scores, per image set: (set name, the tasks, images per set in --quick / full). ``cs-own``
+#: is block CS measured with the Φ that the zoo's block-CS networks carry (the task's own Φ is another draw).
+#: The image set on which the flows run (their size: a multiple of 2^levels).
+FLOW_SET = "MNIST digits padded to 32×32"
+QUALITY_SETS = (("photos", ("denoise", "inpaint", "deblur", "cs", "cs-own", "mri", "ct"), (2, 4)),
+                ("MNIST digits", ("denoise", "inpaint", "deblur", "mri", "ct"), (8, 64)),
+                (FLOW_SET, ("denoise", "inpaint", "deblur", "mri", "ct"), (8, 64)))
 
 
 def _quality_images(set_name: str, task: str, count: int, size: int) -> torch.Tensor:
@@ -205,6 +209,8 @@ def _quality_images(set_name: str, task: str, count: int, size: int) -> torch.Te
 
     if set_name == "MNIST digits":
         return mnist5k("test")[0][:count]
+    if set_name == FLOW_SET:  # the flows' input size (3 levels: a multiple of 8)
+        return torch.nn.functional.pad(mnist5k("test")[0][:count], (2, 2, 2, 2))
     if task == "ct":
         return shepp_logan(size)
     names = ("camera", "astronaut", "coins", "moon")[:count]
@@ -225,15 +231,23 @@ def _learned_methods(set_name: str, task_name: str) -> list[tuple[str, dict, str
         source = (info.get("data") or {}).get("source", "")
         size = tuple((info.get("data") or {}).get("image_size", ()))
         trained = make_task(info["task"]["name"], **info["task"]["options"]).describe()
-        on_set = (source == "mnist5k") == (set_name == "MNIST digits")
-        if len(size) != 2 or not on_set:
-            continue
         entry = model_entry(info["model"]["name"])
-        if is_density_model(info) or (info["task"]["name"] == "denoise" and not entry.needs_operator
-                                      and not entry.carries_operator):
-            what = "flow prior" if is_density_model(info) else f"prior trained for {trained}"
-            if is_density_model(info) and set_name == "MNIST digits":
-                continue  # a 32×32 flow on 28×28 digits needs padding the PnP loop does not do
+        if set_name == FLOW_SET:  # the flows only, beside the classic methods on the same padded digits
+            if is_density_model(info):
+                data = "MNIST" if source == "mnist5k" else "Fashion-MNIST"
+                out += [(pnp, {"prior": f"zoo:{name}"}, f"{pnp} + zoo:{name} (flow trained on {data})")
+                        for pnp in ("pnp-admm", "pnp-pgd")]
+            continue
+        if set_name == "photos" and task_name == "cs-own":  # networks that carry their Φ, on y measured with it
+            if entry.carries_operator and abs(info["task"]["options"]["ratio"] - make_task("cs").options["ratio"]) < 0.005:
+                out.append((f"zoo:{name}", {}, f"zoo:{name} (trained for {trained})"))
+            continue
+        small = len(size) != 2 or min(size) < 64 or entry.carries_operator
+        on_set = (source == "mnist5k") if set_name == "MNIST digits" else not small
+        if not on_set or is_density_model(info):
+            continue
+        if info["task"]["name"] == "denoise" and not entry.needs_operator and not entry.carries_operator:
+            what = f"prior trained for {trained}"
             for pnp in ("pnp-admm", "pnp-pgd"):
                 out.append((pnp, {"prior": f"zoo:{name}"}, f"{pnp} + zoo:{name} ({what})"))
         elif info["task"]["name"] == task_name and not entry.carries_operator:
@@ -248,7 +262,7 @@ def run_quality(args) -> int:
 
     from ..methods import CLASSIC_METHODS
     from ..metrics import psnr, ssim
-    from ..reconstruction import reconstruct
+    from ..reconstruction import measure, reconstruct
     from ..tasks import make_task
 
     torch.set_num_threads(args.threads)
@@ -259,32 +273,37 @@ def run_quality(args) -> int:
     jobs = []
     for set_name, tasks, counts in QUALITY_SETS:
         for task_name in tasks:
-            x = _quality_images(set_name, task_name, counts[0] if quick else counts[1], size)
-            methods = [(m, {"max_iter": iters}, m) for m in classic] + _learned_methods(set_name, task_name)
-            jobs.append((set_name, make_task(task_name), x, methods))
+            x = _quality_images(set_name, "cs" if task_name == "cs-own" else task_name, counts[0] if quick else counts[1],
+                                size)
+            learned = _learned_methods(set_name, task_name)
+            if task_name == "cs-own" and not learned:
+                continue
+            methods = [(m, {"max_iter": iters}, m) for m in classic] + learned
+            # cs-own: every method gets y measured with the Φ the first block-CS network carries (the zoo's share one)
+            own = learned[0][0] if task_name == "cs-own" else None
+            jobs.append((set_name, make_task("cs" if task_name == "cs-own" else task_name), x, methods, own))
     t_start = time.perf_counter()
     rows, examples = [], {}
     bar = tqdm(total=sum(len(j[3]) for j in jobs), desc="bench quality", unit="run", disable=args.no_progress)
-    for set_name, task, x, methods in jobs:
-        y = task.measure(x)[1]
-        A = task.operator(tuple(x.shape[-2:]))
-        key = f"{set_name} / {task.describe()}"
+    for set_name, task, x, methods, own in jobs:
+        A, y = measure(own, x, task) if own else (task.operator(tuple(x.shape[-2:])), task.measure(x)[1])
+        key = f"{set_name} / {task.describe()}" + (" (the networks' Φ)" if own else "")
         examples[key] = {"truth": x[:1]}
         for method, options, label in methods:
             bar.set_postfix_str(f"{key}: {label}"[:60])
             t0 = time.perf_counter()
             if "_other_setting" in options:  # marked, not silently scored on a setting it was not trained for
-                rows.append({"set": set_name, "task": task.describe(), "method": label, "other_setting": True,
+                rows.append({"set": set_name, "task": key.split(" / ", 1)[1], "method": label, "other_setting": True,
                              "skipped": f"trained for {options['_other_setting']}"})
                 bar.update(1)
                 continue
             try:
                 rec = reconstruct(method, y, A, task=task, **options).clamp(0, 1)
             except (ValueError, TypeError, RuntimeError) as err:  # a model that cannot run here says why
-                rows.append({"set": set_name, "task": task.describe(), "method": label, "skipped": str(err)[:160]})
+                rows.append({"set": set_name, "task": key.split(" / ", 1)[1], "method": label, "skipped": str(err)[:160]})
                 bar.update(1)
                 continue
-            rows.append({"set": set_name, "task": task.describe(), "method": label, "images": len(x),
+            rows.append({"set": set_name, "task": key.split(" / ", 1)[1], "method": label, "images": len(x),
                          "psnr": float(psnr(rec, x).mean()), "ssim": float(ssim(rec, x).mean()),
                          "seconds": time.perf_counter() - t0})
             examples[key][label] = rec[:1]
