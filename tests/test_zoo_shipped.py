@@ -188,3 +188,26 @@ def test_paper_order_istanet_plus_istanet_tv(ratio, shared_data):
                                shared_data / "ISTA-Net_sampling_matrix")
     assert tv_fista == pytest.approx(run["mean"]["psnr_tv"], abs=0.02)
     assert plus >= plain > tv_fista
+
+
+MRI_MODELS = [n for n in list_zoo() if zoo_info(n)["task"]["name"] == "mri"]
+
+
+@pytest.mark.parametrize("name", MRI_MODELS)
+def test_mri_models_reproduce_their_brain_psnr(name, shared_data):
+    """An MRI zoo model on the 50 held-out brain images at its own mask (noiseless k-space, as trained and tested)."""
+    from proxlab.experiments.mri_parts import load_image_folder
+    from proxlab.metrics import psnr
+    from proxlab.operators import MRI
+
+    info = zoo_info(name)
+    x, _ = load_image_folder(shared_data / "ISTA-Net_brain_test")
+    from pathlib import Path
+
+    A = MRI.from_mat(shared_data / "ADMM-Net_brain" / Path(info["task"]["options"]["mask_file"]).name)
+    model, _ = load_zoo_model(name, operator=A)
+    with torch.no_grad():
+        out = torch.cat([model(A(x[i:i + 10])) for i in range(0, len(x), 10)]).clamp(0, 1)
+    got = float(psnr(out, x).mean())
+    assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
+    assert got > info["test_metrics"]["baselines"]["admm-tv"]["mean"]["psnr"]  # above the classic method it beat

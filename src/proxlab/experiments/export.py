@@ -8,6 +8,7 @@ file and its metadata (the experiment programs use it). :mod:`proxlab.zoo` lists
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,15 @@ def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None
     raw = json.loads((run_dir / "metrics.json").read_text())
     task = cfg.build_task()
     command = f"proxlab run {cfg.name}"
-    if (run_dir / "overrides.json").is_file():  # the --set overrides the run was made (and resumed) with
-        command += "".join(f" --set {o}" for o in json.loads((run_dir / "overrides.json").read_text()))
+    made_by = run_dir
+    sweep = run_dir.parent.parent
+    if "." in cfg.name and run_dir.parent.name == "runs" and (sweep / "config.toml").is_file():
+        parent, label = cfg.name.rsplit(".", 1)  # a sweep's run: the sweep's command made it (this run's label)
+        command, made_by = f"proxlab run {parent}", sweep
+    if (made_by / "overrides.json").is_file():  # the --set overrides the run was made (and resumed) with
+        command += "".join(f" --set {shlex.quote(o)}" for o in json.loads((made_by / "overrides.json").read_text()))
+    if made_by is not run_dir:
+        command += f"  # sweep run {label}"
     options = dict(cfg.model.options)
     info = {
         "name": name,
