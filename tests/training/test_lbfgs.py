@@ -94,3 +94,20 @@ def test_micro_batches_give_the_whole_batch_step(optimizer, lr):
     torch.testing.assert_close(pieces.weight, whole.weight, rtol=0, atol=1e-12)
     assert [h["loss"] for h in t.history if "loss" in h] == pytest.approx(
         [h["loss"] for h in trainer(linear(), 3, optimizer=optimizer, lr=lr).fit().history if "loss" in h], abs=1e-12)
+
+
+def test_the_line_search_gets_evaluations_when_the_first_trial_overshoots():
+    """With one L-BFGS iteration per step, torch's default budget (1.25 evaluations) leaves the strong-Wolfe search
+    none, and a first trial that overshoots became a zero step (what stalled ADMM-Net's full-batch training)."""
+    w = nn.Parameter(torch.full((4,), 3.0, dtype=torch.float64))
+    model = nn.Module()
+    model.w = w
+
+    def steep(m, batch, ctx):
+        return 50.0 * (m.w ** 2).sum() + 0.0 * batch.sum()
+
+    t = Trainer(model, steep, torch.zeros(8, 1, dtype=torch.float64), steps=3, batch_size=8, lr=10.0,
+                optimizer="lbfgs", progress=False, val_every=1000, log_every=1)
+    t.fit()
+    losses = [h["loss"] for h in t.history if "loss" in h]
+    assert losses[1] < 0.5 * losses[0] and losses[2] < losses[1]

@@ -240,8 +240,11 @@ class Trainer:
             self.lr_factor = lr_factor(schedule, steps, warmup_steps, milestones, gamma, step_size)
         self.optimizer_name = optimizer
         if optimizer == "lbfgs":  # full-memory steps with a strong-Wolfe line search; lr is its first trial step
+            # max_eval: torch's default (1.25 × max_iter) leaves the line search no evaluation at all when
+            # max_iter = 1 (it then returns a zero step on real problems); give each iteration up to 25
             self.optimizer = torch.optim.LBFGS(self._param_groups(lr, {}), lr=lr, max_iter=lbfgs_iterations,
-                                               history_size=lbfgs_history, line_search_fn="strong_wolfe")
+                                               max_eval=25 * lbfgs_iterations, history_size=lbfgs_history,
+                                               line_search_fn="strong_wolfe")
         else:
             self.optimizer = torch.optim.Adam(self._param_groups(lr, lr_groups or {}), lr=lr, weight_decay=weight_decay)
         self.ddp_model = self.model
