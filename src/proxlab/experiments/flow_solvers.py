@@ -36,13 +36,13 @@ __all__ = ["latent_map", "FLOW_METHODS", "FLOW_GRIDS"]
 _OPTS = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 FLOW_METHODS = ("tv", "pnp-pgd-flow", "pnp-admm-flow", "latent-map", "pnp-admm-lpn", "pnp-admm-dncnn")
-FLOW_GRIDS: dict[str, tuple[float, ...]] = {  # wide enough that the step-1,000 flows' choices were interior
-    "tv": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0),
-    "pnp-pgd-flow": (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3),
-    "pnp-admm-flow": (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3),
-    "latent-map": (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
-    "pnp-admm-lpn": (0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
-    "pnp-admm-dncnn": (0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+FLOW_GRIDS: dict[str, tuple[float, ...]] = {  # wide enough that the shipped flows' choices are interior or flagged
+    "tv": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0),
+    "pnp-pgd-flow": (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3),
+    "pnp-admm-flow": (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3),
+    "latent-map": (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+    "pnp-admm-lpn": (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+    "pnp-admm-dncnn": (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
 }
 
 
