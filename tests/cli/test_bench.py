@@ -35,6 +35,16 @@ def test_speed_rows_for_operators_solvers_and_networks(tmp_path, monkeypatch, ca
     assert "DeepInverse (not importable here)" in capsys.readouterr().out
 
 
+def test_vector_and_kspace_networks_get_timed_rows(tmp_path, monkeypatch):
+    """The 1-D Laplacian LPN takes vectors and ADMM-Net takes complex k-space through its own mask: both were
+    skipped with a shape / dtype error before."""
+    monkeypatch.setitem(sys.modules, "deepinv", None)
+    data = _run(tmp_path, monkeypatch, ["lpn-laplacian", "admmnet-mri20"])
+    nets = {r["name"]: r for r in data["rows"] if r["group"] == "network"}
+    assert set(nets) == {"zoo:lpn-laplacian (vectors of 1)", "zoo:admmnet-mri20 (256×256)"}, nets
+    assert all("skipped" not in r and r["seconds"] > 0 for r in nets.values())
+
+
 def test_deepinverse_column_when_it_is_importable(tmp_path, monkeypatch, capsys):
     class Physics:
         def A(self, x):  # noqa: N802

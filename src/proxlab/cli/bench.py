@@ -152,7 +152,15 @@ def run_bench(args) -> int:
                 xb = torch.rand(batch, model.in_channels, side, side)
                 add("network", f"zoo:{name} log_prob ({side}×{side})", lambda: model.log_prob(xb), batch)
                 continue
+            if info["model"]["name"] == "lpn-fc":  # a prox on vectors of its dimension
+                vb = torch.randn(batch, info["model"]["options"]["dim"])
+                add("network", f"zoo:{name} (vectors of {vb.shape[1]})", lambda: model(vb), batch)
+                continue
             op = getattr(model, "operator", None)
+            if op is None and isinstance(getattr(model, "mask", None), torch.Tensor):  # MRI: k-space through its mask
+                from ..operators import MRI
+
+                op = MRI(model.mask)
             if shape == (33, 33):  # block CS: three blocks a side, measured with the model's own Φ
                 shape = (99, 99)
                 op = op.resized(shape)
