@@ -54,12 +54,14 @@ def test_deepinverse_column_when_it_is_importable(tmp_path, monkeypatch, capsys)
             return y.clone()
 
     fake = types.ModuleType("deepinv")
-    fake.physics = types.SimpleNamespace(Denoising=Physics, Inpainting=lambda **k: Physics(),
-                                         BlurFFT=lambda **k: Physics(),
+    # the keyword signatures of DeepInverse 0.5 (a wrong keyword fails here as it does there)
+    fake.physics = types.SimpleNamespace(Denoising=Physics, Inpainting=lambda img_size, mask: Physics(),
+                                         BlurFFT=lambda img_size, filter: Physics(),
+                                         Tomography=lambda angles, img_width: Physics(),
                                          blur=types.SimpleNamespace(gaussian_blur=lambda sigma: torch.ones(1, 1, 3, 3)))
     monkeypatch.setitem(sys.modules, "deepinv", fake)
     data = _run(tmp_path, monkeypatch, [])
     ratios = {r["name"]: r.get("deepinv_ratio") for r in data["rows"]}
-    assert ratios["Denoising: A"] > 0 and ratios["GaussianBlur σ=1.5: Aᵀ"] > 0
+    assert ratios["Denoising: A"] > 0 and ratios["GaussianBlur σ=1.5: Aᵀ"] > 0 and ratios["CT 60 views: Aᵀ"] > 0
     assert ratios["MRI radial 20 %: A"] is None  # no direct DeepInverse counterpart timed
     assert "DeepInverse / proxlab time" in capsys.readouterr().out

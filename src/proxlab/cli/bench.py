@@ -78,9 +78,11 @@ def _deepinv_physics(name: str, op, size: int):
     if name.startswith("Denoising"):
         return dinv.physics.Denoising()
     if name.startswith("Inpainting"):
-        return dinv.physics.Inpainting(tensor_size=(1, size, size), mask=op.mask.float())
+        return dinv.physics.Inpainting(img_size=(1, size, size), mask=op.mask.float())
     if name.startswith("GaussianBlur"):
         return dinv.physics.BlurFFT(img_size=(1, size, size), filter=dinv.physics.blur.gaussian_blur(sigma=1.5))
+    if name.startswith("CT"):  # parallel beam, angles evenly over 180°; its adjoint by autograd (its default)
+        return dinv.physics.Tomography(angles=op.angles.numel(), img_width=size)
     return None
 
 
@@ -128,8 +130,9 @@ def run_bench(args) -> int:
         y = op(x)
         phys = _deepinv_physics(name, op, size) if have_dinv else None
         add("operator", f"{name}: A", lambda: op(x), batch, (lambda: phys.A(x)) if phys is not None else None)
+        yd = phys.A(x) if phys is not None else None  # its own measurement layout (CT: its detector count)
         add("operator", f"{name}: Aᵀ", lambda: op.adjoint(y), batch,
-            (lambda: phys.A_adjoint(y)) if phys is not None else None)
+            (lambda: phys.A_adjoint(yd)) if phys is not None else None)
     A = GaussianBlur(1.5)
     y = A(x)
     iters = 20
