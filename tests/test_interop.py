@@ -60,3 +60,12 @@ def test_a_deepinverse_style_loop_runs_on_proxlab_objects():
     y = physics(truth, generator=torch.Generator().manual_seed(4))
     x = _stand_in_hqs(physics, as_denoiser(TV(1.0)), y, sigmas=[0.3, 0.2, 0.1, 0.05] * 5, gammas=[1.0] * 20)
     assert float(psnr(x, truth).mean()) > float(psnr(physics.A_dagger(y), truth).mean()) + 3.0
+
+
+def test_vjp_is_the_adjoint_as_deepinverse_data_fidelities_call_it():
+    """DeepInverse's L2 data fidelity takes its gradient as ``physics.A_vjp(x, A x - y)``: for a linear operator that
+    is ``Aᵀ(Ax - y)`` whatever ``x``."""
+    op = GaussianBlur(1.0).double()
+    physics = as_physics(op)
+    v = torch.rand_like(X)
+    assert torch.allclose(physics.A_vjp(torch.rand_like(X), v), op.adjoint(v), rtol=0, atol=1e-12)

@@ -41,6 +41,10 @@ class Physics(nn.Module):
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:  # noqa: N802
         return self.operator.adjoint(y)
 
+    def A_vjp(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # noqa: N802
+        """The vector-Jacobian product of ``A`` at ``x`` (DeepInverse's data fidelities call it): ``Aᵀ v``."""
+        return self.operator.adjoint(v)
+
     def A_dagger(self, y: torch.Tensor) -> torch.Tensor:  # noqa: N802
         return self.operator.init(y)
 
