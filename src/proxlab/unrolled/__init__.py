@@ -9,7 +9,8 @@ latent shrinkage; its start :math:`g(0)` and its last fold (a gradient step with
 :class:`FISTANet` (sparse-view CT) shares one learned block across its phases and learns six scalars.
 :class:`ADMMNet` (Deep ADMM-Net, CS-MRI) has its own layers (exact Fourier solve, DCT-basis filters, learned
 piecewise-linear shrinkage) and loads the authors' released MATLAB nets; :class:`ADMMCSNet` is its generic
-successor (a learned conv-PLF-conv denoising block in the z-step).
+successor (a learned conv-PLF-conv denoising block in the z-step). :func:`istanet_from_pytorch` reads the ISTA-Net(+)
+weights the authors released with ISTA-Net-PyTorch (block CS and CS-MRI).
 """
 
 from .base import STEPS, AuxProx, Unrolled, UnrolledOutput
@@ -19,7 +20,8 @@ from .fistanet import FISTANet
 from .lista import LISTA, ista_parameters
 from .admmnet import ADMMNet
 from .admmcsnet import ADMMCSNet
+from ._istanet_io import istanet_from_pytorch
 
 __all__ = ["Unrolled", "UnrolledOutput", "AuxProx", "STEPS", "LISTA", "ista_parameters", "BlockUnrolled", "ISTANet",
            "ISTANetProx", "ResNetProx", "resnet_unrolled", "FlowPGD", "FISTANet", "ADMMNet",
-           "ADMMCSNet"]
+           "ADMMCSNet", "istanet_from_pytorch"]
