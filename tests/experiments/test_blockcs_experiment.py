@@ -105,12 +105,36 @@ def test_init_from_other_ratio_keeps_own_phi(tmp_path):
     save_model(tmp_path / "a.safetensors", a)
     b = ISTANet(BlockCompressedSensing(0.1, seed=2), stages=2, channels=4)
     phi = b.operator.phi.clone()
-    _load_init(str(tmp_path / "a.safetensors"), b, lambda m: None, keep_operator=True)
+    logged = []
+    _load_init(str(tmp_path / "a.safetensors"), b, logged.append)
     assert torch.equal(b.operator.phi, phi)
+    assert "operator kept" in logged[0] and "operator.phi" in logged[0], logged
     torch.testing.assert_close(b.proxes[1].conv1_forward.weight, a.proxes[1].conv1_forward.weight)
     with pytest.raises(ValueError, match="do not fit"):
         _load_init(str(tmp_path / "a.safetensors"), ISTANet(BlockCompressedSensing(0.1), stages=2, channels=8),
-                   lambda m: None, keep_operator=True)
+                   lambda m: None)
+
+
+def test_init_from_other_mri_ratio_keeps_own_mask(tmp_path):
+    """An MRI network fine-tuned from another ratio's weights keeps the run's mask (its operator is not learned)."""
+    from proxlab.experiments.runner import _load_init
+    from proxlab.operators import MRI
+    from proxlab.registry import build_model
+    from proxlab.training import save_model
+
+    make = lambda ratio: build_model("unrolled", operator=MRI.radial(16, ratio), prox="istanet-prox",  # noqa: E731
+                                     prox_options={"channels": 4}, stages=2, tied=False)
+    a, b = make(0.2), make(0.4)
+    save_model(tmp_path / "a.safetensors", a)
+    mask = b.operator.mask.clone()
+    logged = []
+    _load_init(str(tmp_path / "a.safetensors"), b, logged.append)
+    assert torch.equal(b.operator.mask, mask) and not torch.equal(a.operator.mask, mask)
+    torch.testing.assert_close(b.proxes[1].conv_G.weight, a.proxes[1].conv_G.weight)
+    assert "operator.mask differs" in logged[0], logged
+    logged.clear()
+    _load_init(str(tmp_path / "a.safetensors"), make(0.2), logged.append)  # same mask: nothing to say
+    assert logged[0].endswith("operator kept"), logged
 
 
 def test_channels_last_warmup_run_saves_contiguous_weights(tmp_path):

@@ -179,29 +179,32 @@ def _device_of(cfg: ExperimentConfig) -> str:
     return str(resolve_device(cfg.resolved_stages[-1].device))
 
 
-def _load_init(spec: str, model: torch.nn.Module, log, keep_operator: bool = False) -> None:
-    """Start from the weights of ``spec`` (``zoo:NAME`` or a file). ``keep_operator``: the data defines the
-    operator (e.g. Φ and the fitted Qinit of another CS ratio's weights are not this run's), so the stored
-    ``operator.*`` buffers are left out and every other weight must fit."""
+def _load_init(spec: str, model: torch.nn.Module, log) -> None:
+    """Start from the weights of ``spec`` (``zoo:NAME`` or a file). The run's operator is this run's: the stored
+    ``operator.*`` buffers (Φ and the fitted Qinit of another CS ratio, the mask of another MRI ratio) are left out,
+    and every other weight must fit; the log says when the stored operator differs."""
+    from safetensors.torch import load_file
+
     from ..weights import resolve_weights
 
     path = resolve_weights(spec)
-    if not keep_operator:
-        load_model_weights(path, model)
-    else:
-        from safetensors.torch import load_file
-
-        state = {k: t for k, t in load_file(str(path)).items() if not k.startswith("operator.")}
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as err:  # shape mismatches
-            detail = next((ln.strip() for ln in str(err).splitlines() if "size mismatch" in ln), str(err).splitlines()[0])
-            raise ValueError(f"training.init {spec}: weights do not fit this model ({detail})") from None
-        missing = [k for k in missing if not k.startswith("operator.")]
-        if missing or unexpected:
-            raise ValueError(f"training.init {spec}: weights do not fit this model (missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]})")
-    log(f"weights from {spec} ({path})" + (", operator kept" if keep_operator else ""))
+    stored = load_file(str(path))
+    own = model.state_dict()
+    differs = sorted(k for k, t in stored.items() if k.startswith("operator.") and k in own
+                     and (t.shape != own[k].shape or not torch.equal(t.to(own[k].dtype), own[k])))
+    state = {k: t for k, t in stored.items() if not k.startswith("operator.")}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        detail = next((ln.strip() for ln in str(err).splitlines() if "size mismatch" in ln), str(err).splitlines()[0])
+        raise ValueError(f"training.init {spec}: weights do not fit this model ({detail})") from None
+    missing = [k for k in missing if not k.startswith("operator.")]
+    if missing or unexpected:
+        raise ValueError(f"training.init {spec}: weights do not fit this model (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]})")
+    log(f"weights from {spec} ({path}), operator kept"
+        + (f" (the file's {', '.join(differs)} differ{'s' if len(differs) == 1 else ''}: this run's used)"
+           if differs else ""))
 
 
 def run_experiment(source: str | Path | None = None, out: str | Path | None = None, overrides: list[str] | None = None,
@@ -358,7 +361,7 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
             torch.set_num_threads(st.threads)
         resuming = resume and (ckdir / POINTER).is_file()
         if st.init not in ("fresh", "previous") and not resuming:
-            _load_init(st.init, model, log, keep_operator=splits.operator is not None)
+            _load_init(st.init, model, log)
         if st.steps == 0:  # evaluation only: the weights as init left them
             info["stages"].append({"stage": k, "name": st.name, "loss": None, "steps": 0, "stop_reason": "no training",
                                    "best_step": None, "best_val": None, "train_seconds": 0.0, "chosen": "init",
