@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from proxlab.operators import MRI, BlockCompressedSensing, Denoising
-from proxlab.unrolled import ISTANet, Unrolled, istanet_from_pytorch
+from proxlab.unrolled import ISTANet, ISTANetProx, Unrolled, istanet_from_pytorch
 
 
 def _released_state(phases: int, channels: int, plus: bool, seed: int = 0, prefix: str = "module.") -> dict:
@@ -70,15 +70,19 @@ def _authors_block_cs(s: dict, phases: int, Phi: torch.Tensor, Qinit: torch.Tens
     return x
 
 
-@pytest.mark.parametrize("plus", [True, False])
-def test_mri_network_equals_the_authors_forward(tmp_path, plus):
+@pytest.mark.parametrize("plus,negative", [(True, False), (False, False), (True, True)])
+def test_mri_network_equals_the_authors_forward(tmp_path, plus, negative):
+    """``negative``: one threshold below zero (the authors learn it unconstrained; their 30 % net has one)."""
     torch.manual_seed(0)
     A = MRI.radial(32, 0.3).to(torch.float64)
     state = _released_state(3, 6, plus)
+    if negative:
+        state["module.fcs.2.soft_thr"] = torch.tensor([-0.02], dtype=torch.float64)
     path = tmp_path / "net_params_200.pkl"
     torch.save(state, path)
     net = istanet_from_pytorch(path, A, dtype=torch.float64)
     assert isinstance(net, Unrolled) and net.stages == 3
+    assert all(p.threshold_param == ("free" if negative else "softplus") for p in net.proxes)
     x = torch.rand(2, 1, 32, 32, dtype=torch.float64)
     with torch.no_grad():
         ours = net(A(x))
@@ -87,14 +91,16 @@ def test_mri_network_equals_the_authors_forward(tmp_path, plus):
     assert torch.allclose(ours, theirs, atol=1e-12, rtol=0), float((ours - theirs).abs().max())
 
 
-@pytest.mark.parametrize("plus", [True, False])
-def test_block_cs_network_equals_the_authors_forward(plus):
+@pytest.mark.parametrize("plus,negative", [(True, False), (False, False), (False, True)])
+def test_block_cs_network_equals_the_authors_forward(plus, negative):
     g = torch.Generator().manual_seed(1)
     Phi = torch.linalg.qr(torch.randn(1089, 272, generator=g, dtype=torch.float64))[0].t().contiguous()
     Qinit = torch.randn(1089, 272, generator=g, dtype=torch.float64) * 0.05
     Phi, Qinit = Phi.float().double(), Qinit.float().double()  # the operator keeps float32 buffers: make them exact
     A = BlockCompressedSensing(None, phi=Phi, qinit=Qinit)
     state = _released_state(2, 4, plus, seed=2)
+    if negative:
+        state["module.fcs.0.soft_thr"] = torch.tensor([-0.03], dtype=torch.float64)
     net = istanet_from_pytorch(dict(state), A, dtype=torch.float64)
     assert isinstance(net, ISTANet) and net.plus is plus
     x = torch.rand(1, 1, 66, 33, dtype=torch.float64, generator=g)
@@ -118,9 +124,14 @@ def test_bad_files_are_refused_with_what_was_expected(tmp_path):
     with pytest.raises(ValueError, match="missing module.fcs.1.conv_G|missing fcs.1.conv_G"):
         istanet_from_pytorch(state, A)
     state = _released_state(2, 4, True)
-    state["module.fcs.0.soft_thr"] = torch.tensor([-0.01])
-    with pytest.raises(ValueError, match="soft_thr must be one number > 0"):
+    state["module.fcs.0.lambda_step"] = torch.tensor([-0.1])
+    with pytest.raises(ValueError, match="lambda_step must be > 0"):
         istanet_from_pytorch(state, A)
+    state["module.fcs.0.lambda_step"] = torch.tensor([float("nan")])
+    with pytest.raises(ValueError, match="lambda_step must be one finite number"):
+        istanet_from_pytorch(state, A)
+    with pytest.raises(ValueError, match="threshold_param must be 'softplus' or 'free'"):
+        ISTANetProx(4, threshold_param="relu")
     state = _released_state(2, 4, True)
     state["module.fcs.1.conv_G"] = torch.zeros(1, 5, 3, 3)
     with pytest.raises(ValueError, match=r"conv_G has shape \(1, 5, 3, 3\)"):

@@ -62,8 +62,9 @@ def istanet_from_pytorch(path, operator, dtype: torch.dtype = torch.float32) -> 
     :class:`~proxlab.operators.BlockCompressedSensing` gives an :class:`~proxlab.unrolled.ISTANet` (blocks, Qinit
     start; pass the Φ / Qinit the weights were trained with); an :class:`~proxlab.operators.MRI` gives an
     :class:`~proxlab.unrolled.Unrolled` PGD network from :math:`A^\\top y` (the authors' CS-MRI networks: pass
-    ``MRI.from_mat`` of their ``mask_*.mat``). Raises ``ValueError`` for missing or misshapen entries, and for a
-    step or threshold ≤ 0, which proxlab's positive parametrisation cannot hold.
+    ``MRI.from_mat`` of their ``mask_*.mat``). Thresholds stay softplus-parametrised unless a released one is
+    ≤ 0 (the 30 % CS-MRI net's last phase holds −0.00023): then every stage's is ``threshold_param="free"``, as the
+    authors learn it. Raises ``ValueError`` for missing, misshapen or non-finite entries and for a step ≤ 0.
     """
     if not isinstance(operator, (MRI, BlockCompressedSensing)):
         raise TypeError(f"operator must be an MRI or a BlockCompressedSensing (the operators of the released "
@@ -82,14 +83,22 @@ def istanet_from_pytorch(path, operator, dtype: torch.dtype = torch.float32) -> 
     for k in phases:
         for n in ("lambda_step", "soft_thr"):
             v = state[f"fcs.{k}.{n}"]
-            if v.numel() != 1 or not float(v) > 0:
-                raise ValueError(f"path: fcs.{k}.{n} must be one number > 0 for proxlab's softplus "
-                                 f"parametrisation, got {v.flatten()[:3].tolist()}")
+            if v.numel() != 1 or not torch.isfinite(v).all():
+                raise ValueError(f"path: fcs.{k}.{n} must be one finite number, got {v.flatten()[:3].tolist()}")
+        if not float(state[f"fcs.{k}.lambda_step"]) > 0:
+            raise ValueError(f"path: fcs.{k}.lambda_step must be > 0 for proxlab's softplus step, got "
+                             f"{float(state[f'fcs.{k}.lambda_step'])}")
+    # the authors learn the threshold unconstrained; keep softplus unless a released value is <= 0
+    free = any(not float(state[f"fcs.{k}.soft_thr"]) > 0 for k in phases)
+    param = "free" if free else "softplus"
     stages = len(phases)
     if isinstance(operator, BlockCompressedSensing):
         net = ISTANet(operator, stages=stages, plus=plus, channels=channels)
+        if free:
+            for prox in net.proxes:
+                prox.threshold_param = "free"
     else:
-        net = Unrolled(operator, lambda: ISTANetProx(channels, plus=plus), step="pgd", stages=stages, tied=False,
+        net = Unrolled(operator, lambda: ISTANetProx(channels, plus=plus, threshold_param=param), step="pgd", stages=stages, tied=False,
                        step_size=0.5)
     net = net.to(dtype)
     with torch.no_grad():
@@ -101,7 +110,8 @@ def istanet_from_pytorch(path, operator, dtype: torch.dtype = torch.float32) -> 
                     raise ValueError(f"path: fcs.{k}.{n} has shape {tuple(w.shape)}, expected "
                                      f"{tuple(conv.weight.shape)} (ISTA-Net{'+' if plus else ''}, {channels} channels)")
                 conv.weight.copy_(w)
-            prox.raw_threshold.fill_(_inv_softplus(float(state[f"fcs.{k}.soft_thr"])))
+            theta = float(state[f"fcs.{k}.soft_thr"])
+            prox.raw_threshold.fill_(theta if free else _inv_softplus(theta))
     # the authors' step lambda_k multiplies A^T A directly; proxlab's is softplus(s_k) / ||A||^2, with ||A||^2 taken
     # on the shape forward() sees: one block (block CS) or the mask's image (MRI)
     if isinstance(operator, BlockCompressedSensing):

@@ -44,16 +44,23 @@ class ISTANetProx(AuxProx):
 
     ``forward(v, tau)`` ignores ``tau``: the threshold :math:`\\theta_k` is learned. ``forward_aux(v, tau)``
     also returns ``{"symmetry": residual}`` (two more convolutions, so the plain call skips them).
+    ``threshold_param``: ``"softplus"`` (default) keeps :math:`\\theta_k > 0`; ``"free"`` learns it unconstrained,
+    as the authors' code does (a negative :math:`\\theta` then pushes every value away from zero by
+    :math:`|\\theta|`; one of their released CS-MRI nets has one, see :func:`~proxlab.unrolled.istanet_from_pytorch`).
     """
 
-    def __init__(self, channels: int = 32, plus: bool = True, threshold: float = 0.01, zero_residual: bool = False):
+    def __init__(self, channels: int = 32, plus: bool = True, threshold: float = 0.01, zero_residual: bool = False,
+                 threshold_param: str = "softplus"):
         super().__init__()
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not threshold > 0:
             raise ValueError(f"threshold must be a number > 0, got {threshold!r}")
+        if threshold_param not in ("softplus", "free"):
+            raise ValueError(f"threshold_param must be 'softplus' or 'free', got {threshold_param!r}")
         c = channels
         self.plus = plus
+        self.threshold_param = threshold_param
         conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1, bias=False)  # noqa: E731
         if plus:
             self.conv_D = conv(1, c)
@@ -71,7 +78,8 @@ class ISTANetProx(AuxProx):
                 nn.init.zeros_(self.conv_G.weight)
             else:
                 self._split_identity()
-        self.raw_threshold = nn.Parameter(torch.tensor(_inv_softplus(threshold)))
+        self.raw_threshold = nn.Parameter(torch.tensor(
+            _inv_softplus(threshold) if threshold_param == "softplus" else float(threshold)))
 
     @torch.no_grad()
     def _split_identity(self) -> None:
@@ -91,7 +99,7 @@ class ISTANetProx(AuxProx):
 
     @property
     def threshold(self) -> torch.Tensor:
-        return F.softplus(self.raw_threshold)
+        return F.softplus(self.raw_threshold) if self.threshold_param == "softplus" else self.raw_threshold
 
     def _backward(self, z: torch.Tensor) -> torch.Tensor:
         return self.conv2_backward(F.relu(self.conv1_backward(z)))
