@@ -109,6 +109,12 @@ def test_zoo_entry_runs_only_with_its_mask_and_size(folders, tmp_path, monkeypat
     monkeypatch.setattr(proxlab.weights, "ZOO_DIR", tmp_path / "zoo")
     monkeypatch.setattr(proxlab.zoo, "ZOO_DIR", tmp_path / "zoo")
     info = json.loads(export_run(tmp_path / "run" / "runs" / "lbfgs", "tiny-admm", tmp_path / "zoo").read_text())
+    assert info["description"].endswith("this run changed it with --set overrides: see training_command.]")
+    mine = json.loads(export_run(tmp_path / "run" / "runs" / "lbfgs", "tiny-admm2", tmp_path / "zoo",
+                                 description="A 2-stage test net.").read_text())
+    assert mine["description"] == "A 2-stage test net."
+    with pytest.raises(ValueError, match="description must be a non-empty string, got ' '"):
+        export_run(tmp_path / "run" / "runs" / "lbfgs", "tiny-admm3", tmp_path / "zoo", description=" ")
     own = MRI.radial((SIDE, SIDE), 0.2).mask
     assert info["data"]["image_size"] == [SIDE, SIDE] and info["data"]["mask_sha256"] == mask_sha256(own)
     x = random_ellipses(1, SIDE, seed=9)
@@ -132,3 +138,15 @@ def test_istanet_plus_over_the_mri_operator_trains(folders, tmp_path):
          '"training.steps=2", "training.val_every=1"]}]')
     m = json.loads((tmp_path / "ista" / "runs" / "istanet-plus" / "metrics.json").read_text())
     assert m["training"]["steps"] == 2 and m["test_images"] == 4 and m["model"]["mean"]["psnr"] > 0
+
+
+def test_sweep_only_trains_the_named_runs(folders, tmp_path):
+    runs = ('sweep.runs=[{label = "a", set = ["training.optimizer=adam", "training.batch_size=2", "training.steps=1", '
+            '"training.val_every=1"]}, {label = "b", set = ["training.optimizer=adam", "training.batch_size=2", '
+            '"training.steps=1", "training.val_every=1"]}]')
+    _run(folders, tmp_path / "s", runs, "sweep.only=['b']")
+    assert (tmp_path / "s" / "runs" / "b" / "model.safetensors").is_file()
+    assert not (tmp_path / "s" / "runs" / "a").exists()
+    assert "sweep run a: not in sweep.only, skipped" in (tmp_path / "s" / "run.log").read_text()
+    with pytest.raises(ConfigError, match=r"^sweep\.only\[0\]: expected one of the runs' labels \['a', 'b'\], got 'c'"):
+        _run(folders, tmp_path / "never", runs, "sweep.only=['c']")

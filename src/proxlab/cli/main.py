@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("run_dir", nargs="?", help="export: the finished run folder")
     z.add_argument("name", nargs="?", help="export: the zoo name")
     z.add_argument("--force", action="store_true", help="export: replace an existing entry of that name")
+    z.add_argument("--description", help="export: the entry's description (default: the experiment's, marked when "
+                                         "the run had --set overrides)")
 
     b = sub.add_parser("bench", help="every method on every task (quality), or operators, solvers and networks "
                                      "timed on this machine (speed)")

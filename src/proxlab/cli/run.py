@@ -44,7 +44,8 @@ def zoo_command(args) -> int:
     if args.action == "export":
         if not args.run_dir or not args.name:
             raise ValueError("usage: proxlab zoo export RUN_DIR NAME")
-        print(f"wrote {export_run(args.run_dir, args.name, force=args.force)}")
+        path = export_run(args.run_dir, args.name, force=args.force, description=getattr(args, "description", None))
+        print(f"wrote {path}")
         return 0
     names = list_zoo()
     if not names:

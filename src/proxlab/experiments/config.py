@@ -524,10 +524,13 @@ class SweepRun(_Section):
 
 class SweepConfig(_Section):
     """``[sweep]``: the same experiment run once per entry of ``runs`` (each with its overrides, in its own
-    folder ``runs/LABEL``), then ``protocols`` that compare the runs (they see every run's model and metrics)."""
+    folder ``runs/LABEL``), then ``protocols`` that compare the runs (they see every run's model and metrics).
+    ``only`` (labels; empty: all) trains just those runs, e.g. ``--set "sweep.only=['adam']"``; the others are
+    kept if they finished earlier in the same folder, and the protocols run only once every run has."""
 
     runs: Annotated[tuple[SweepRun, ...], Field(strict=False, min_length=1)]
     protocols: tuple[ProtocolConfig, ...] = Field(default=(), strict=False)
+    only: StrTuple = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:
@@ -535,6 +538,9 @@ class SweepConfig(_Section):
         twice = next((x for i, x in enumerate(labels) if x in labels[:i]), None)
         if twice is not None:
             raise _Fail("runs", f"expected unique labels, got {twice!r} twice")
+        for i, label in enumerate(self.only):
+            if label not in labels:
+                raise _Fail(f"only[{i}]", f"expected one of the runs' labels {labels}, got {label!r}")
         for i, p in enumerate(self.protocols):
             _validate_part_options(_part(_PROTOCOL_PARTS, p.name, f"protocols[{i}].name"), p.options,
                                    f"protocols[{i}].options")

@@ -24,9 +24,14 @@ def _default_zoo_dir() -> Path:
     return Path(zoo.ZOO_DIR)
 
 
-def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None, force: bool = False) -> Path:
+def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None, force: bool = False,
+               description: str | None = None) -> Path:
     """Copy a finished run's evaluated weights (``model.safetensors``) into the zoo with their metadata. An entry
-    ``name`` that exists already is replaced only with ``force=True``."""
+    ``name`` that exists already is replaced only with ``force=True``. ``description`` (default: the experiment's)
+    is the entry's; the experiment's text describes the experiment as shipped, so when the run had ``--set``
+    overrides and no ``description`` is given, it is marked as such (the overrides are in ``training_command``)."""
+    if description is not None and (not isinstance(description, str) or not description.strip()):
+        raise ValueError(f"description must be a non-empty string, got {description!r}")
     from .config import config_to_dict, load_config
 
     run_dir = Path(run_dir)
@@ -43,14 +48,16 @@ def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None
     if "." in cfg.name and run_dir.parent.name == "runs" and (sweep / "config.toml").is_file():
         parent, label = cfg.name.rsplit(".", 1)  # a sweep's run: the sweep's command made it (this run's label)
         command, made_by = f"proxlab run {parent}", sweep
-    if (made_by / "overrides.json").is_file():  # the --set overrides the run was made (and resumed) with
-        command += "".join(f" --set {shlex.quote(o)}" for o in json.loads((made_by / "overrides.json").read_text()))
+    overrides = json.loads((made_by / "overrides.json").read_text()) if (made_by / "overrides.json").is_file() else []
+    command += "".join(f" --set {shlex.quote(o)}" for o in overrides)  # the --set overrides it was made with
     if made_by is not run_dir:
         command += f"  # sweep run {label}"
     options = dict(cfg.model.options)
     info = {
         "name": name,
-        "description": cfg.description,
+        "description": description or (cfg.description + (
+            " [The experiment's description, as shipped; this run changed it with --set overrides: see "
+            "training_command.]" if overrides else "")),
         "model": {"name": cfg.model.name, "options": options},
         "task": {"name": task.name, "options": {k: v for k, v in task.options.items() if v is not None}},
         "data": {"source": cfg.data.source, "image_size": list(_image_size(cfg))},

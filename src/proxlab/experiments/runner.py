@@ -275,6 +275,9 @@ def _run_sweep(cfg: ExperimentConfig, folder: Path, progress: bool, log, main_pr
             children[run.label] = {"cfg": child, "model": model.eval(), "folder": sub,
                                    "metrics": json.loads((sub / "metrics.json").read_text())}
             continue
+        if cfg.sweep.only and run.label not in cfg.sweep.only:
+            log(f"sweep run {run.label}: not in sweep.only, skipped")
+            continue
         if main_process:
             sub.mkdir(parents=True, exist_ok=True)
             (sub / "config.toml").write_text(dump_toml(child))
@@ -286,7 +289,10 @@ def _run_sweep(cfg: ExperimentConfig, folder: Path, progress: bool, log, main_pr
         children[run.label] = {"cfg": child, "model": model.eval(), "folder": sub, "metrics": result.metrics}
     ctx = RunContext(cfg=cfg, model=None, task=cfg.build_task(), operator=None, splits=None, folder=folder,
                      device=torch.device("cpu"), log=log, children=children)
-    sections = _run_protocols(cfg.sweep.protocols, ctx)
+    absent = [r.label for r in cfg.sweep.runs if r.label not in children]
+    if absent and cfg.sweep.protocols:
+        log(f"sweep protocols skipped: runs {absent} have not run here (sweep.only)")
+    sections = _run_protocols(cfg.sweep.protocols, ctx) if not absent else []
     info = {"runs": {k: c["metrics"].get("training", {}) for k, c in children.items()}}
     metrics = write_run(folder, cfg, sections, [], info)
     log(f"sweep done; report: {folder / 'report.html'}")
