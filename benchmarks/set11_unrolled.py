@@ -7,7 +7,10 @@ Every zoo model carries the Φ it was trained with (ISTA-Net's shared ``phi_0_R_
 classic rows come from ``benchmarks/results/set11_block_cs.json`` (``set11_block_cs.py``, same Φ
 files). Writes ``benchmarks/results/set11_unrolled.{json,md,png}``.
 
-    python benchmarks/set11_unrolled.py [--data ../shared/data] [--threads 2]
+    python benchmarks/set11_unrolled.py [--data ../shared/data] [--threads 2] [--istanet-weights DIR]
+
+``--istanet-weights`` (a copy of ISTA-Net-PyTorch's ``model/`` folder) also runs the authors' released weights
+through :func:`proxlab.unrolled.istanet_from_pytorch`, beside the numbers quoted for them.
 """
 
 from __future__ import annotations
@@ -34,7 +37,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--istanet-weights", type=Path, default=None,
+                   help="ISTA-Net-PyTorch's model/ folder: measure the released weights here (proxlab's "
+                        "istanet_from_pytorch) instead of only quoting them")
     a = p.parse_args()
+    if a.istanet_weights is not None and not a.istanet_weights.is_dir():
+        p.error(f"--istanet-weights: {a.istanet_weights} is not a folder")
     torch.set_num_threads(a.threads)
     table: dict = {}
     recs = {}
@@ -51,6 +59,21 @@ def main() -> None:
                                               "qinit_psnr": res["mean"]["qinit_psnr"],
                                               "training_command": info["training_command"]}
             print(f"{name}: {res['mean']['psnr']:.2f} dB / {res['mean']['ssim']:.4f}", flush=True)
+    released = {}
+    if a.istanet_weights is not None:
+        from proxlab.operators import BlockCompressedSensing
+        from proxlab.unrolled import istanet_from_pytorch
+
+        mats = Path(a.data) / "ISTA-Net_sampling_matrix"
+        for model, folder in (("istanet-plus", "CS_ISTA_Net_plus"), ("istanet", "CS_ISTA_Net")):
+            for r in RATIOS:
+                f = a.istanet_weights / f"{folder}_layer_9_group_1_ratio_{r}_lr_0.0001" / "net_params_200.pkl"
+                if not f.is_file():
+                    continue
+                A = BlockCompressedSensing.from_mat(mats / f"phi_0_{r}_1089.mat", mats / f"Initialization_Matrix_{r}.mat")
+                res = evaluate_set11(istanet_from_pytorch(f, A), Path(a.data) / "Set11")
+                released.setdefault(model, {})[r] = {"psnr": res["mean"]["psnr"], "ssim": res["mean"]["ssim"]}
+                print(f"released {model} {r} %: {res['mean']['psnr']:.2f} dB / {res['mean']['ssim']:.4f}", flush=True)
     classic_file = RESULTS / "set11_block_cs.json"
     classic = json.loads(classic_file.read_text()) if classic_file.is_file() else {}
     print(f"\nSet11, PSNR (dB) / SSIM; {a.threads} thread(s)")
@@ -66,6 +89,10 @@ def main() -> None:
         if model in table:
             row(f"{model} (ours)", [f"{table[model][r]['psnr']:.2f} / {table[model][r]['ssim']:.4f}"
                                     if r in table[model] else "-" for r in RATIOS])
+        if model in released:
+            row(f"{model} (authors' weights, run by proxlab)", [f"{released[model][r]['psnr']:.2f} / "
+                                                               f"{released[model][r]['ssim']:.4f}"
+                                                               if r in released[model] else "-" for r in RATIOS])
         if model in RELEASED_SET11:
             row(f"{model} (authors' weights, these files)", [f"{RELEASED_SET11[model].get(r, float('nan')):.2f}" for r in RATIOS])
             row(f"{model} (paper Table 1)", [f"{PAPER_SET11[model].get(r, float('nan')):.2f}" for r in RATIOS])
@@ -76,7 +103,8 @@ def main() -> None:
         row(label, [f"{res[str(r)]['mean']['psnr_' + key]:.2f} / {res[str(r)]['mean']['ssim_' + key]:.4f}"
                     if str(r) in res else "-" for r in RATIOS])
     row("TVAL3 (paper Table 1)", [f"{TVAL3[r]:.2f}" for r in RATIOS])
-    out = {"table": table, "paper": PAPER_SET11, "released_weights": RELEASED_SET11, "classic": classic}
+    out = {"table": table, "paper": PAPER_SET11, "released_weights": RELEASED_SET11,
+           "released_weights_run_by_proxlab": released, "classic": classic}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "set11_unrolled.json").write_text(json.dumps(out, indent=2))
     (RESULTS / "set11_unrolled.md").write_text("\n".join(md) + "\n")

@@ -76,13 +76,15 @@ def test_mri_network_equals_the_authors_forward(tmp_path, plus, negative):
     torch.manual_seed(0)
     A = MRI.radial(32, 0.3).to(torch.float64)
     state = _released_state(3, 6, plus)
-    if negative:
+    if negative:  # the authors learn both unconstrained; their released nets have a negative threshold and step
         state["module.fcs.2.soft_thr"] = torch.tensor([-0.02], dtype=torch.float64)
+        state["module.fcs.1.lambda_step"] = torch.tensor([-0.1], dtype=torch.float64)
     path = tmp_path / "net_params_200.pkl"
     torch.save(state, path)
     net = istanet_from_pytorch(path, A, dtype=torch.float64)
     assert isinstance(net, Unrolled) and net.stages == 3
     assert all(p.threshold_param == ("free" if negative else "softplus") for p in net.proxes)
+    assert net.step == ("pgd-free" if negative else "pgd")
     x = torch.rand(2, 1, 32, 32, dtype=torch.float64)
     with torch.no_grad():
         ours = net(A(x))
@@ -101,6 +103,7 @@ def test_block_cs_network_equals_the_authors_forward(plus, negative):
     state = _released_state(2, 4, plus, seed=2)
     if negative:
         state["module.fcs.0.soft_thr"] = torch.tensor([-0.03], dtype=torch.float64)
+        state["module.fcs.1.lambda_step"] = torch.tensor([-0.2], dtype=torch.float64)
     net = istanet_from_pytorch(dict(state), A, dtype=torch.float64)
     assert isinstance(net, ISTANet) and net.plus is plus
     x = torch.rand(1, 1, 66, 33, dtype=torch.float64, generator=g)
@@ -124,9 +127,6 @@ def test_bad_files_are_refused_with_what_was_expected(tmp_path):
     with pytest.raises(ValueError, match="missing module.fcs.1.conv_G|missing fcs.1.conv_G"):
         istanet_from_pytorch(state, A)
     state = _released_state(2, 4, True)
-    state["module.fcs.0.lambda_step"] = torch.tensor([-0.1])
-    with pytest.raises(ValueError, match="lambda_step must be > 0"):
-        istanet_from_pytorch(state, A)
     state["module.fcs.0.lambda_step"] = torch.tensor([float("nan")])
     with pytest.raises(ValueError, match="lambda_step must be one finite number"):
         istanet_from_pytorch(state, A)

@@ -329,6 +329,10 @@ def _read_z(state) -> torch.Tensor:
 
 
 register_step("pgd", init=_same, step=pgd_step, readout=_same, scalars={"step_size": _STEP})
+# PGD whose step size is learned unconstrained (any sign), as ISTA-Net's code learns its lambda_k: some of the
+# authors' released nets hold a negative one, which "pgd" (softplus, > 0) cannot represent
+register_step("pgd-free", init=_same, step=pgd_step, readout=_same,
+              scalars={"step_size": Scalar(1.0, "identity", "inv_norm")})
 # The momentum is bounded in (-1, 1) by a tanh (not a sigmoid into (0, 1)): tanh(0) = 0 makes the
 # Beck–Teboulle start exact, β_0 = 0 included, with a non-zero gradient there.
 register_step("fista", init=_fista_init, step=fista_step, readout=_read_x,

@@ -62,9 +62,10 @@ def istanet_from_pytorch(path, operator, dtype: torch.dtype = torch.float32) -> 
     :class:`~proxlab.operators.BlockCompressedSensing` gives an :class:`~proxlab.unrolled.ISTANet` (blocks, Qinit
     start; pass the Φ / Qinit the weights were trained with); an :class:`~proxlab.operators.MRI` gives an
     :class:`~proxlab.unrolled.Unrolled` PGD network from :math:`A^\\top y` (the authors' CS-MRI networks: pass
-    ``MRI.from_mat`` of their ``mask_*.mat``). Thresholds stay softplus-parametrised unless a released one is
-    ≤ 0 (the 30 % CS-MRI net's last phase holds −0.00023): then every stage's is ``threshold_param="free"``, as the
-    authors learn it. Raises ``ValueError`` for missing, misshapen or non-finite entries and for a step ≤ 0.
+    ``MRI.from_mat`` of their ``mask_*.mat``). Thresholds and steps stay softplus-parametrised unless a released
+    one is ≤ 0: then every stage's is unconstrained, as the authors learn them (``threshold_param="free"``: the
+    30 % CS-MRI net's last threshold is −0.00023; step ``"pgd-free"``: the 25 % block-CS ISTA-Net+ has a step of
+    −0.12 at phase 5). Raises ``ValueError`` for missing, misshapen or non-finite entries.
     """
     if not isinstance(operator, (MRI, BlockCompressedSensing)):
         raise TypeError(f"operator must be an MRI or a BlockCompressedSensing (the operators of the released "
@@ -85,21 +86,16 @@ def istanet_from_pytorch(path, operator, dtype: torch.dtype = torch.float32) -> 
             v = state[f"fcs.{k}.{n}"]
             if v.numel() != 1 or not torch.isfinite(v).all():
                 raise ValueError(f"path: fcs.{k}.{n} must be one finite number, got {v.flatten()[:3].tolist()}")
-        if not float(state[f"fcs.{k}.lambda_step"]) > 0:
-            raise ValueError(f"path: fcs.{k}.lambda_step must be > 0 for proxlab's softplus step, got "
-                             f"{float(state[f'fcs.{k}.lambda_step'])}")
-    # the authors learn the threshold unconstrained; keep softplus unless a released value is <= 0
+    # the authors learn both unconstrained; keep proxlab's positive parametrisations unless a released value is <= 0
     free = any(not float(state[f"fcs.{k}.soft_thr"]) > 0 for k in phases)
     param = "free" if free else "softplus"
+    step = "pgd-free" if any(not float(state[f"fcs.{k}.lambda_step"]) > 0 for k in phases) else "pgd"
     stages = len(phases)
     if isinstance(operator, BlockCompressedSensing):
-        net = ISTANet(operator, stages=stages, plus=plus, channels=channels)
-        if free:
-            for prox in net.proxes:
-                prox.threshold_param = "free"
+        net = ISTANet(operator, stages=stages, plus=plus, channels=channels, step=step, threshold_param=param)
     else:
-        net = Unrolled(operator, lambda: ISTANetProx(channels, plus=plus, threshold_param=param), step="pgd", stages=stages, tied=False,
-                       step_size=0.5)
+        net = Unrolled(operator, lambda: ISTANetProx(channels, plus=plus, threshold_param=param), step=step,
+                       stages=stages, tied=False, step_size=0.5)
     net = net.to(dtype)
     with torch.no_grad():
         for k in phases:
@@ -119,7 +115,8 @@ def istanet_from_pytorch(path, operator, dtype: torch.dtype = torch.float32) -> 
     else:
         shape = (1, *operator.mask.shape[-2:])
     L = net._norm(shape)
+    scalar = net.entry.scalars["step_size"]
     with torch.no_grad():
         for k in phases:
-            net.raw_step_size[k] = _inv_softplus(float(state[f"fcs.{k}.lambda_step"]) * L)
+            net.raw_step_size[k] = scalar.raw(float(state[f"fcs.{k}.lambda_step"]) * L)
     return net

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._checks import check_choice
 from ..operators.compressed_sensing import BlockCompressedSensing
 from ..priors.classic.sparsity import soft_threshold_unchecked
 from ..solvers.steps import _inv_softplus
@@ -158,11 +159,12 @@ class BlockUnrolled(Unrolled):
     """
 
     def __init__(self, operator: BlockCompressedSensing, prox, stages: int = 9, tied: bool = False,
-                 step_size: float = 0.5):
+                 step_size: float = 0.5, step: str = "pgd"):
         if not isinstance(operator, BlockCompressedSensing):
             raise TypeError(f"operator must be a BlockCompressedSensing, got {type(operator).__name__}")
+        check_choice("step", step, ["pgd", "pgd-free"])
         # a copy of Φ/Qinit: loading weights into the network must not overwrite the caller's operator
-        super().__init__(operator.resized(None, copy=True), prox, step="pgd", stages=stages, tied=tied,
+        super().__init__(operator.resized(None, copy=True), prox, step=step, stages=stages, tied=tied,
                          step_size=step_size)
 
     @property
@@ -186,6 +188,9 @@ class ISTANet(BlockUnrolled):
     with the learned transform prox, 32 channels, ρ₀ = 0.5/‖Φ‖² (0.5 for the shared Φ files, whose rows are
     orthonormal), θ₀ = 0.01; ``stages`` defaults to the paper's 9, ``phases=`` is its deprecated alias.
 
+    ``step="pgd-free"`` and ``threshold_param="free"`` learn :math:`\\rho_k` and :math:`\\theta_k` unconstrained, as
+    the authors' code does (see :func:`~proxlab.unrolled.istanet_from_pytorch`).
+
     ``zero_residual=True`` starts every stage as a plain ISTA step. ISTA-Net+: :math:`\mathcal G_k` starts at
     zero instead of Xavier, so the untrained network is 9 plain gradient steps from Qinit; with a short
     training budget this converges much faster (31.6 vs 26.9 dB validation PSNR after 50 steps at 25 %).
@@ -195,7 +200,8 @@ class ISTANet(BlockUnrolled):
     """
 
     def __init__(self, operator: BlockCompressedSensing, stages: int | None = None, plus: bool = True,
-                 channels: int = 32, zero_residual: bool = False, *, phases: int | None = None):
+                 channels: int = 32, zero_residual: bool = False, *, phases: int | None = None, step: str = "pgd",
+                 threshold_param: str = "softplus"):
         if phases is not None:
             if stages is not None:
                 raise ValueError(f"give stages or its deprecated alias phases, not both (stages={stages!r}, "
@@ -205,8 +211,9 @@ class ISTANet(BlockUnrolled):
         stages = 9 if stages is None else stages
         if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
             raise ValueError(f"stages must be an int >= 1, got {stages!r}")
-        super().__init__(operator, lambda: ISTANetProx(channels, plus=plus, zero_residual=zero_residual),
-                         stages=stages, tied=False, step_size=0.5)
+        super().__init__(operator, lambda: ISTANetProx(channels, plus=plus, zero_residual=zero_residual,
+                                                       threshold_param=threshold_param),
+                         stages=stages, tied=False, step_size=0.5, step=step)
         self.plus = plus
 
     @property
