@@ -55,6 +55,9 @@ def test_tables_gather_each_run(sweep):
     # the stronger noise of the variant costs PSNR
     assert child["variants"]["ood-noise-0.25"]["model"]["mean"]["psnr"] < child["model"]["mean"]["psnr"]
     assert res.metrics["paper"]["flow_unrolling_tables"]["I"]["glow"] == [28.236, 35.927, 40.549]
+    for key in ("I", "II", "III", "IV"):  # a figure per table, written beside the report
+        png = d / "run" / f"figure_flow_unrolling_table_{key}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, key
 
 
 def test_pnp_glow_keeps_the_pretrained_flow(sweep):

@@ -252,6 +252,36 @@ def _table_html(title: str, rows: dict[str, dict[str, tuple[float, float]]], pap
     return f"<h3>{html.escape(title)}</h3><table>{head}{body}</table>"
 
 
+def _table_figure(title: str, rows: dict[str, dict[str, tuple[float, float]]], paper: dict | None) -> bytes:
+    """Grouped bars of one table: our PSNR per task and method, the paper's as black ticks on a second axis
+    (their images are another dataset and size: read the orderings, not the heights, against each other)."""
+    from .figures import png_bytes, pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    methods = [m for m, c in rows.items() if c]
+    width = 0.8 / max(len(methods), 1)
+    for j, m in enumerate(methods):
+        xs = [i + (j - (len(methods) - 1) / 2) * width for i, t in enumerate(_TASKS) if t in rows[m]]
+        ax.bar(xs, [rows[m][t][0] for t in _TASKS if t in rows[m]], width * 0.95, label=_METHOD_NAMES.get(m, m))
+    ax.set_xticks(range(len(_TASKS)), _TASKS)
+    ax.set_ylabel("PSNR (dB), ours")
+    lows = [c[t][0] for c in rows.values() for t in c]
+    if lows:
+        ax.set_ylim(min(lows) - 3, max(lows) + 1.5)
+    if paper:
+        twin = ax.twinx()
+        for j, m in enumerate(methods):
+            if m in paper:
+                xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(_TASKS))]
+                twin.plot(xs, paper[m], "k_", ms=14, mew=2)
+        twin.set_ylabel("PSNR (dB), paper (black ticks)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6.5, loc="lower right")
+    fig.tight_layout()
+    return png_bytes(fig, dpi=100)
+
+
 @register_protocol("flow_unrolling_tables")
 def flow_unrolling_tables(opts, ctx: RunContext) -> Section:
     """Tables I–IV of the flow-unrolling paper from a sweep whose runs are labelled ``METHOD-TASK``."""
@@ -284,10 +314,14 @@ def flow_unrolling_tables(opts, ctx: RunContext) -> Section:
     parts = ["<p>PSNR dB / SSIM, mean over the test images. The paper's numbers (CelebA-HQ 64×64 RGB; Table IV "
              "on Anime faces) stand beside ours for shape, not for equality: our images are 32×32 Fashion-MNIST "
              "items (Table IV: MNIST digits).</p>"]
+    figures = {}
     for key, (title, rows) in tables.items():
-        parts.append(_table_html(title, {m: c for m, c in rows.items() if c}, PAPER_FLOW_UNROLLING.get(key)))
+        kept = {m: c for m, c in rows.items() if c}
+        parts.append(_table_html(title, kept, PAPER_FLOW_UNROLLING.get(key)))
+        if kept:
+            figures[f"flow_unrolling_table_{key}.png"] = _table_figure(title, kept, PAPER_FLOW_UNROLLING.get(key))
     return Section("Deep unfolding with flow priors: the paper's Tables I–IV", metrics=metrics, html="".join(parts),
-                   paper=PAPER_FLOW_UNROLLING)
+                   paper=PAPER_FLOW_UNROLLING, figures=figures)
 
 
 class FoldSamplesOptions(BaseModel):
