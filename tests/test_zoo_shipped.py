@@ -190,7 +190,10 @@ def test_paper_order_istanet_plus_istanet_tv(ratio, shared_data):
     assert plus >= plain > tv_fista
 
 
-MRI_MODELS = [n for n in list_zoo() if zoo_info(n)["task"]["name"] == "mri"]
+# admmnet-mri20 runs by default (about 10 s); the other MRI models (50 brain images each, up to minutes for
+# ADMM-CSNet's 128 maps of 5x5) with the slow tests
+MRI_MODELS = [pytest.param(n, marks=[] if n == "admmnet-mri20" else [pytest.mark.slow])
+              for n in list_zoo() if zoo_info(n)["task"]["name"] == "mri"]
 
 
 @pytest.mark.parametrize("name", MRI_MODELS)
