@@ -14,16 +14,16 @@ peak 1, no clipping; the released ADMM-Nets take the authors' unnormalised k-spa
 
 Weights of the classic methods are chosen on three chest training images (``ADMM-Net_chest_train/im-{01,34,67}``)
 at 20 % and kept for every ratio (noiseless data: the TV weight sits at the small-λ end where the solution tends to
-min TV(x) s.t. Ax = y, whatever the ratio). PnP-ADMM runs at 20 % only (its 30 denoiser calls per image at 256² are
+min TV(x) s.t. Ax = y, whatever the ratio). PnP-ADMM runs at 20 % only (its 20 denoiser calls per image at 256² are
 the table's most expensive cells). The released ISTA-Net+ rows need ``--istanet-weights DIR``, a copy of
 ISTA-Net-PyTorch's ``model/`` folder (``MRI_CS_ISTA_Net_plus_layer_9_group_1_ratio_R/net_params_200.pkl``).
 
-``--parts`` splits the work for two processes (``classic``: zero-filled, ADMM-TV, FISTA-wavelet; ``learned``:
-every network and PnP); each part writes ``benchmarks/results/mri_table3_PART.json`` and the tables, ``.md`` and
+``--parts`` splits the work for processes (``classic``: zero-filled, ADMM-TV, FISTA-wavelet; ``pnp``: PnP-ADMM
+with the zoo's denoisers; ``nets``: every network); each part writes ``benchmarks/results/mri_table3_PART.json`` and the tables, ``.md`` and
 figure are made from whatever part files exist (``--report`` only remakes them).
 
     OMP_NUM_THREADS=1 python benchmarks/mri_table3.py [--data ../shared/data] [--istanet-weights DIR]
-        [--parts classic,learned] [--threads 1] [--quick] [--report]
+        [--parts classic,pnp,nets] [--threads 1] [--quick] [--report]
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ RATIOS = (10, 20, 30, 40, 50)
 TRAIN = (1, 34, 67)
 TV_GRID, WAVELET_GRID, PNP_RHOS = [(1e-5, 0.003), (1e-4, 0.01), (1e-3, 0.03)], (1e-4, 1e-3, 1e-2), (0.03, 0.1, 0.3)
 PNP_PRIORS = ("dncnn-mnist-s0.1", "lpn-ellipses")
+PNP_ITERS = 20
 RELEASED_ADMM = ("net-stage7.mat", "net-stage14.mat", "net-stage15.mat")
 # published numbers, PSNR dB by ratio: ISTA-Net (CVPR 2018) Table 3; Deep ADMM-Net (NIPS 2016) Table 1 (brain, the
 # same 50 images); ISTA-Net+'s released weights as measured with the authors' script (REFERENCE)
@@ -121,10 +122,11 @@ def choose(name: str, candidates, rec_fn, A: MRI, xs: torch.Tensor, log) -> tupl
     return max(grid)[1], [[round(p, 4), c] for p, c in grid]
 
 
-def zoo_or_none(name: str):
+def zoo_or_none(name: str, operator=None):
+    """Zoo model ``name`` (on ``operator``, e.g. the ``MRI`` of this machine's mask file), or None if not shipped."""
     from proxlab.zoo import list_zoo, load_zoo_model
 
-    return load_zoo_model(name)[0].eval() if name in list_zoo() else None
+    return load_zoo_model(name, operator=operator)[0].eval() if name in list_zoo() else None
 
 
 def classic_methods(a, data, log):
@@ -145,12 +147,12 @@ def classic_methods(a, data, log):
     return {name: (make, {r: True for r in a.ratios}, info) for name, (make, info) in methods.items()}
 
 
-def learned_methods(a, data, log):
+def pnp_methods(a, data, log):
     out = {}
     if 20 in a.ratios:
         xs = chest(data, TRAIN[:1] if a.quick else TRAIN)
         A20 = MRI(mask_of(data, 20))
-        iters = 3 if a.quick else 30
+        iters = 3 if a.quick else PNP_ITERS
         for prior_name in PNP_PRIORS:
             prior = zoo_or_none(prior_name)
             if prior is None:
@@ -163,6 +165,12 @@ def learned_methods(a, data, log):
                 lambda A, r, p=prior, rho=rho: (lambda y: reconstruct("pnp-admm", A, y, "mri", rho=rho, prior=p,
                                                                   max_iter=iters, tol=1e-4)),
                 {20: True}, {"rho": rho, "grid": grid, "max_iter": iters})
+    return out
+
+
+def net_methods(a, data, log):
+    out = {}
+    if 20 in a.ratios:
         for net in RELEASED_ADMM[:1] if a.quick else RELEASED_ADMM:
             model = ADMMNet.from_matlab(data / "ADMM-Net_weights" / net, mask_of(data, 20), dtype=torch.float32)
             scale = 256.0  # the authors' unnormalised k-space = proxlab's orthonormal one * sqrt(256 * 256)
@@ -171,7 +179,7 @@ def learned_methods(a, data, log):
     for label, zoo_name in (("ADMM-Net (trained here)", "admmnet-mri{r}"), ("ADMM-CSNet (trained here)",
                                                                            "admmcsnet-mri{r}"),
                             ("ISTA-Net+ (trained here)", "istanet-plus-mri{r}")):
-        nets = {r: zoo_or_none(zoo_name.format(r=r)) for r in a.ratios}
+        nets = {r: zoo_or_none(zoo_name.format(r=r), MRI(mask_of(data, r))) for r in a.ratios}
         nets = {r: m for r, m in nets.items() if m is not None}
         if nets:
             out[label] = (lambda A, r, nets=nets: (lambda y: nets[r](y)), {r: True for r in nets},
@@ -184,6 +192,9 @@ def learned_methods(a, data, log):
             out["ISTA-Net+ released"] = (lambda A, r, nets=nets: (lambda y: nets[r](y)), {r: True for r in nets},
                                          {"files": {r: str(files[r]) for r in nets}})
     return out
+
+
+PARTS = {"classic": classic_methods, "pnp": pnp_methods, "nets": net_methods}
 
 
 def evaluate(methods, a, data, log) -> dict:
@@ -319,24 +330,25 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--istanet-weights", type=Path, default=None,
                    help="ISTA-Net-PyTorch's model/ folder (for the released ISTA-Net+ rows)")
-    p.add_argument("--parts", default="classic,learned", help="classic, learned, or both (comma-separated)")
+    p.add_argument("--parts", default="classic,pnp,nets", help="some of classic, pnp, nets (comma-separated)")
     p.add_argument("--ratios", default=",".join(map(str, RATIOS)))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="smoke run: 2 test images, tiny grids, few iterations")
     p.add_argument("--report", action="store_true", help="only remake the tables and figure from the part files")
     a = p.parse_args(argv)
     parts = [s.strip() for s in a.parts.split(",") if s.strip()]
-    bad = [s for s in parts if s not in ("classic", "learned")]
+    bad = [s for s in parts if s not in PARTS]
     try:
         a.ratios = tuple(int(r) for r in a.ratios.split(","))
     except ValueError:
         p.error(f"--ratios: expected comma-separated integers among {RATIOS}, got {a.ratios!r}")
     if bad or not parts or not set(a.ratios) <= set(RATIOS):
-        p.error(f"--parts must name classic and/or learned and --ratios lie in {RATIOS}, got {a.parts!r}, {a.ratios}")
+        p.error(f"--parts must name some of {', '.join(PARTS)} and --ratios lie in {RATIOS}, got {a.parts!r}, "
+                f"{a.ratios}")
     if a.istanet_weights is not None and not a.istanet_weights.is_dir():
         p.error(f"--istanet-weights: {a.istanet_weights} is not a folder")
     suffix = "_quick" if a.quick else ""
-    files = {s: RESULTS / f"mri_table3_{s}{suffix}.json" for s in ("classic", "learned")}
+    files = {s: RESULTS / f"mri_table3_{s}{suffix}.json" for s in PARTS}
     figure = FIGURE.with_name(f"mri_table3{suffix}.png") if not a.quick else RESULTS / "mri_table3_quick.png"
     if not a.report:
         need = ("ADMM-Net_brain", "ADMM-Net_weights", "ADMM-Net_chest_train", "ISTA-Net_brain_test",
@@ -349,7 +361,7 @@ def main(argv=None) -> int:
         for part in parts:
             t0, load0 = time.perf_counter(), os.getloadavg()
             print(f"part {part}: choosing weights on chest images")
-            methods = (classic_methods if part == "classic" else learned_methods)(a, a.data, print)
+            methods = PARTS[part](a, a.data, print)
             result = evaluate(methods, a, a.data, print)
             result.update(command="python benchmarks/mri_table3.py " + " ".join(sys.argv[1:] if argv is None else argv),
                           part=part, ratios=list(a.ratios), threads=a.threads, quick=a.quick,

@@ -122,6 +122,28 @@ def test_unknown_method_is_named_with_a_hint(measured):
         M.get_method("nesterov")
 
 
+def test_pnp_does_not_evaluate_a_learned_regularizer():
+    """PnP returns its relative-change history without the objective: for an LPN, R(x) inverts the gradient map (the
+    cost of a whole solve many times over), and no caller of pnp reads it."""
+
+    from proxlab.priors.base import Prior, capabilities
+
+    class WithRegularizer(Prior):
+        def forward(self, v, tau=None):
+            return v
+
+        def regularizer(self, x):
+            raise AssertionError("pnp evaluated the prior's regularizer")
+
+    assert "regularizer" in capabilities(WithRegularizer())
+
+    task = make_task("deblur", noise=0.0)
+    A, y = task.measure(shepp_logan(32))
+    for solver in ("admm", "pgd"):
+        res = M.pnp(solver, A, y, WithRegularizer(), max_iter=3, tol=0)
+        assert len(res.series("rel_change")) == 3 and "objective" not in res.history[0]
+
+
 def test_pnp_methods_need_a_prior(measured):
     _, by_task = measured
     t, A, y = by_task["denoise"]
