@@ -60,6 +60,26 @@ def test_tables_gather_each_run(sweep):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, key
 
 
+def test_a_partial_sweep_gets_its_tables_over_the_finished_runs(sweep, tmp_path):
+    """Runs finished in other folders, gathered in one and resumed with sweep.only naming them: nothing retrains and
+    the protocols compare those runs (the others are left out of the tables)."""
+    import shutil
+
+    res, d = sweep
+    part = tmp_path / "part"
+    (part / "runs").mkdir(parents=True)
+    shutil.copy(d / "run" / "config.toml", part / "config.toml")
+    for label in ("glow-denoise", "pnp-glow-denoise"):
+        shutil.copytree(d / "run" / "runs" / label, part / "runs" / label)
+    got = run_experiment(resume=part, overrides=["sweep.only=['glow-denoise', 'pnp-glow-denoise']"], progress=False,
+                         echo=False)
+    t = got.metrics["flow_unrolling_tables"]
+    assert set(t["II"]) == {"glow", "pnp-glow"} and set(t["I"]) == {"glow", "admm-tv"}
+    assert t["II"]["glow"] == res.metrics["flow_unrolling_tables"]["II"]["glow"]
+    log = (part / "run.log").read_text()
+    assert "sweep run glow-denoise: finished earlier, kept" in log and "resnet-denoise: not in sweep.only" in log
+
+
 def test_pnp_glow_keeps_the_pretrained_flow(sweep):
     res, d = sweep
     from safetensors.torch import load_file

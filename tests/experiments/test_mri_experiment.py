@@ -150,3 +150,4 @@ def test_sweep_only_trains_the_named_runs(folders, tmp_path):
     assert "sweep run a: not in sweep.only, skipped" in (tmp_path / "s" / "run.log").read_text()
     with pytest.raises(ConfigError, match=r"^sweep\.only\[0\]: expected one of the runs' labels \['a', 'b'\], got 'c'"):
         _run(folders, tmp_path / "never", runs, "sweep.only=['c']")
+

@@ -526,7 +526,8 @@ class SweepConfig(_Section):
     """``[sweep]``: the same experiment run once per entry of ``runs`` (each with its overrides, in its own
     folder ``runs/LABEL``), then ``protocols`` that compare the runs (they see every run's model and metrics).
     ``only`` (labels; empty: all) trains just those runs, e.g. ``--set "sweep.only=['adam']"``; the others are
-    kept if they finished earlier in the same folder, and the protocols run only once every run has."""
+    kept if they finished earlier in the same folder. The protocols run once every run of ``only`` (all runs when
+    it is empty) has finished, over the finished runs."""
 
     runs: Annotated[tuple[SweepRun, ...], Field(strict=False, min_length=1)]
     protocols: tuple[ProtocolConfig, ...] = Field(default=(), strict=False)

@@ -289,9 +289,9 @@ def _run_sweep(cfg: ExperimentConfig, folder: Path, progress: bool, log, main_pr
         children[run.label] = {"cfg": child, "model": model.eval(), "folder": sub, "metrics": result.metrics}
     ctx = RunContext(cfg=cfg, model=None, task=cfg.build_task(), operator=None, splits=None, folder=folder,
                      device=torch.device("cpu"), log=log, children=children)
-    absent = [r.label for r in cfg.sweep.runs if r.label not in children]
+    absent = [label for label in (cfg.sweep.only or [r.label for r in cfg.sweep.runs]) if label not in children]
     if absent and cfg.sweep.protocols:
-        log(f"sweep protocols skipped: runs {absent} have not run here (sweep.only)")
+        log(f"sweep protocols skipped: runs {absent} have not finished here")
     sections = _run_protocols(cfg.sweep.protocols, ctx) if not absent else []
     info = {"runs": {k: c["metrics"].get("training", {}) for k, c in children.items()}}
     metrics = write_run(folder, cfg, sections, [], info)
