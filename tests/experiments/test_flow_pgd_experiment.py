@@ -111,3 +111,31 @@ def test_denoiser_pretrained_baseline_trains_in_two_stages(sweep):
     stages = child["training"]["stages"]
     assert [s["name"] for s in stages] == ["denoiser", "unrolled"] and child["training"]["steps"] == 5
     assert (d / "run" / "runs" / "resnet-pre-denoise" / "stages" / "stage0.safetensors").is_file()
+
+
+def test_a_variant_runs_the_network_on_the_variants_operator():
+    """Test-time variants (Table III): a model-based network is scored with the variant's operator inside it, not the
+    one it was trained with, and gets its own back afterwards."""
+    import torch
+
+    from proxlab.experiments.builtin import _OperatorSwap
+    from proxlab.registry import build_model
+    from proxlab.tasks import make_task
+
+    big = make_task("inpaint", mask="box", box_size=10, noise=0.0).operator((32, 32), 1)
+    small = make_task("inpaint", mask="box", box_size=8, noise=0.0).operator((32, 32), 1)
+    torch.manual_seed(0)
+    net = build_model("unrolled", operator=big, prox="dncnn", prox_options={"depth": 3, "features": 4}, stages=2).eval()
+    twin = build_model("unrolled", operator=small, prox="dncnn", prox_options={"depth": 3, "features": 4}, stages=2)
+    twin.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("operator.")}, strict=False)
+    x = torch.rand(2, 1, 32, 32)
+    y = small(x)
+    with torch.no_grad():
+        own = net(y)
+        with _OperatorSwap(net, small):
+            swapped = net(y)
+        again = net(y)
+    torch.testing.assert_close(swapped, twin.eval()(y))
+    assert not torch.allclose(own, swapped)  # the small box's ring of known pixels is used only with its operator
+    torch.testing.assert_close(again, own)
+    assert net.operator is big

@@ -11,6 +11,7 @@ regularizer under noise, blur and convex combinations).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Annotated, Any
 
 import torch
@@ -161,6 +162,33 @@ def _stack(pairs) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(ys), torch.stack(xs)
 
 
+class _OperatorSwap:
+    """``with _OperatorSwap(model, A):`` a network that unrolls a solver around ``model.operator`` runs with ``A``
+    instead (a test-time variant of the task: another blur, mask or noise), its ‖A‖² cache emptied, and gets its
+    own operator back afterwards. Without this a model-based network would keep the operator it was trained with
+    and never see the variant's (an inpainting net scored on a smaller box would still zero the larger one)."""
+
+    def __init__(self, model: torch.nn.Module, operator):
+        self.model, self.operator, self.saved = model, operator, None
+
+    def __enter__(self):
+        from ..operators.base import LinearOperator
+
+        if isinstance(getattr(self.model, "operator", None), LinearOperator):
+            self.saved = (self.model.operator, dict(self.model.__dict__.get("_norms", {})))
+            self.model.operator = self.operator
+            self.model.__dict__.get("_norms", {}).clear()
+        return self.model
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            self.model.operator = self.saved[0]
+            norms = self.model.__dict__.setdefault("_norms", {})
+            norms.clear()
+            norms.update(self.saved[1])
+        return False
+
+
 def _evaluate_task(ctx: RunContext, task, seed: int) -> tuple[dict, dict]:
     from ..data import MeasurementPairs
     from .figures import measurement_image
@@ -175,7 +203,8 @@ def _evaluate_task(ctx: RunContext, task, seed: int) -> tuple[dict, dict]:
     batch = cfg.resolved_stages[-1].batch_size
     outs = []
     ctx.model.eval()
-    with torch.no_grad():
+    swap = task is not ctx.task  # a variant: the network's own operator is the base task's
+    with torch.no_grad(), _OperatorSwap(ctx.model, A.to(ctx.device)) if swap else nullcontext():
         for i in range(0, len(y), batch):
             outs.append(ctx.model(y[i: i + batch].to(ctx.device)).cpu())
     rec = torch.cat(outs).clamp(0, 1)
