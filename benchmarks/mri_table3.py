@@ -296,10 +296,11 @@ def plot(rows, ratios, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    for name, row in rows.items():
+    colors = plt.cm.tab20(np.linspace(0, 1, 20))
+    for i, (name, row) in enumerate(rows.items()):
         rs = [r for r in ratios if (row["ratios"].get(str(r)) or row["ratios"].get(r))]
         ps = [(row["ratios"].get(str(r)) or row["ratios"].get(r))["psnr"] for r in rs]
-        ax.plot(rs, ps, "o-" if len(rs) > 1 else "o", ms=4, label=name)
+        ax.plot(rs, ps, "o-" if len(rs) > 1 else "o", ms=4, label=name, color=colors[(2 * i) % 20 + (2 * i) // 20])
     for pub, style in (("ISTA-Net+ (paper Table 3)", "k--"), ("ADMM-Net (ISTA-Net Table 3 = ADMM-Net Table 1, "
                                                               "ADMM-Net_15)", "k:")):
         d = PAPER[pub]
