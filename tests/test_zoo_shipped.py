@@ -213,4 +213,7 @@ def test_mri_models_reproduce_their_brain_psnr(name, shared_data):
         out = torch.cat([model(A(x[i:i + 10])) for i in range(0, len(x), 10)]).clamp(0, 1)
     got = float(psnr(out, x).mean())
     assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
-    assert got > info["test_metrics"]["baselines"]["admm-tv"]["mean"]["psnr"]  # above the classic method it beat
+    tv = info["test_metrics"]["baselines"]["admm-tv"]["mean"]["psnr"]
+    # the recorded order against the classic method holds (ADMM-Net and ADMM-CSNet beat ADMM-TV; the short-trained
+    # ISTA-Net+ stays under it, as the README reports)
+    assert (got > tv) == (info["test_metrics"]["model"]["mean"]["psnr"] > tv)
