@@ -89,8 +89,12 @@ def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise CheckpointError(f"corrupt checkpoint {path}: {err}") from None
 
 
-def _load_state_checked(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    expected = model.state_dict()
+def _load_state_checked(model: nn.Module, tensors: dict[str, torch.Tensor], source: str, skip: str = "") -> None:
+    """Load ``tensors`` into ``model`` when every name and shape matches; ``skip``: a name prefix (e.g.
+    ``"operator."``) whose tensors are neither loaded nor required, so the model keeps its own."""
+    if skip:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(skip)}
+    expected = {k: v for k, v in model.state_dict().items() if not (skip and k.startswith(skip))}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = [(k, tuple(tensors[k].shape), tuple(v.shape)) for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
@@ -104,4 +108,4 @@ def _load_state_checked(model: nn.Module, tensors: dict[str, torch.Tensor], sour
             k, got, want = wrong[0]
             parts.append(f"shape mismatch for {k!r}: file has {got}, model expects {want}")
         raise CheckpointError(f"weights in {source} do not match {type(model).__name__}: " + "; ".join(parts))
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=not skip)

@@ -131,7 +131,7 @@ def test_init_from_other_mri_ratio_keeps_own_mask(tmp_path):
     _load_init(str(tmp_path / "a.safetensors"), b, logged.append)
     assert torch.equal(b.operator.mask, mask) and not torch.equal(a.operator.mask, mask)
     torch.testing.assert_close(b.proxes[1].conv_G.weight, a.proxes[1].conv_G.weight)
-    assert "operator.mask differs" in logged[0], logged
+    assert "operator.mask differ" in logged[0], logged
     logged.clear()
     _load_init(str(tmp_path / "a.safetensors"), make(0.2), logged.append)  # same mask: nothing to say
     assert logged[0].endswith("operator kept"), logged

@@ -139,3 +139,17 @@ def test_a_variant_runs_the_network_on_the_variants_operator():
     assert not torch.allclose(own, swapped)  # the small box's ring of known pixels is used only with its operator
     torch.testing.assert_close(again, own)
     assert net.operator is big
+
+
+
+def test_assigning_an_operator_drops_the_cached_norm():
+    from proxlab.operators import CompressedSensing, Denoising
+    from proxlab.registry import build_model
+
+    net = build_model("unrolled", operator=Denoising(), prox="dncnn", prox_options={"depth": 3, "features": 4},
+                      stages=1)
+    assert net._norm((1, 8, 8)) == pytest.approx(1.0, abs=1e-6) and net._norms
+    other = CompressedSensing(32, 64, seed=0)  # a Gaussian matrix: its ‖A‖² is not 1
+    net.operator = other
+    assert net._norms == {}
+    assert net._norm((64,)) == pytest.approx(other.norm((64,))) and abs(other.norm((64,)) - 1.0) > 0.1

@@ -164,9 +164,10 @@ def _stack(pairs) -> tuple[torch.Tensor, torch.Tensor]:
 
 class _OperatorSwap:
     """``with _OperatorSwap(model, A):`` a network that unrolls a solver around ``model.operator`` runs with ``A``
-    instead (a test-time variant of the task: another blur, mask or noise), its ‖A‖² cache emptied, and gets its
-    own operator back afterwards. Without this a model-based network would keep the operator it was trained with
-    and never see the variant's (an inpainting net scored on a smaller box would still zero the larger one)."""
+    instead (a test-time variant of the task: another blur, mask or noise) and gets its own operator back
+    afterwards (assigning ``operator`` drops the network's cached ‖A‖²). Without this a model-based network would
+    keep the operator it was trained with and never see the variant's (an inpainting net scored on a smaller box
+    would still zero the larger one)."""
 
     def __init__(self, model: torch.nn.Module, operator):
         self.model, self.operator, self.saved = model, operator, None
@@ -175,17 +176,12 @@ class _OperatorSwap:
         from ..operators.base import LinearOperator
 
         if isinstance(getattr(self.model, "operator", None), LinearOperator):
-            self.saved = (self.model.operator, dict(self.model.__dict__.get("_norms", {})))
-            self.model.operator = self.operator
-            self.model.__dict__.get("_norms", {}).clear()
+            self.saved, self.model.operator = self.model.operator, self.operator
         return self.model
 
     def __exit__(self, *exc):
         if self.saved is not None:
-            self.model.operator = self.saved[0]
-            norms = self.model.__dict__.setdefault("_norms", {})
-            norms.clear()
-            norms.update(self.saved[1])
+            self.model.operator = self.saved
         return False
 
 

@@ -183,28 +183,19 @@ def _load_init(spec: str, model: torch.nn.Module, log) -> None:
     """Start from the weights of ``spec`` (``zoo:NAME`` or a file). The run's operator is this run's: the stored
     ``operator.*`` buffers (Φ and the fitted Qinit of another CS ratio, the mask of another MRI ratio) are left out,
     and every other weight must fit; the log says when the stored operator differs."""
-    from safetensors.torch import load_file
-
-    from ..weights import resolve_weights
+    from ..weights import CheckpointError, _load_state_checked, _load_tensors, resolve_weights
 
     path = resolve_weights(spec)
-    stored = load_file(str(path))
+    stored, _ = _load_tensors(Path(path))
     own = model.state_dict()
     differs = sorted(k for k, t in stored.items() if k.startswith("operator.") and k in own
                      and (t.shape != own[k].shape or not torch.equal(t.to(own[k].dtype), own[k])))
-    state = {k: t for k, t in stored.items() if not k.startswith("operator.")}
     try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # shape mismatches
-        detail = next((ln.strip() for ln in str(err).splitlines() if "size mismatch" in ln), str(err).splitlines()[0])
-        raise ValueError(f"training.init {spec}: weights do not fit this model ({detail})") from None
-    missing = [k for k in missing if not k.startswith("operator.")]
-    if missing or unexpected:
-        raise ValueError(f"training.init {spec}: weights do not fit this model (missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]})")
-    log(f"weights from {spec} ({path}), operator kept"
-        + (f" (the file's {', '.join(differs)} differ{'s' if len(differs) == 1 else ''}: this run's used)"
-           if differs else ""))
+        _load_state_checked(model, stored, str(path), skip="operator.")
+    except CheckpointError as err:
+        raise ValueError(f"training.init {spec}: weights do not fit this model ({err})") from None
+    note = f" (the file's {', '.join(differs)} differ: this run's used)" if differs else ""
+    log(f"weights from {spec} ({path}), operator kept{note}")
 
 
 def run_experiment(source: str | Path | None = None, out: str | Path | None = None, overrides: list[str] | None = None,

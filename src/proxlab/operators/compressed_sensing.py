@@ -64,7 +64,8 @@ class _GramFactors:
     are loaded, since Φ may have changed."""
 
     def _sensing_matrix(self) -> torch.Tensor:
-        raise NotImplementedError
+        """Φ (the mixin's one hook; CompressedSensing and BlockCompressedSensing return theirs)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _sensing_matrix(), its Φ")
 
     def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._lam is None:

@@ -52,8 +52,13 @@ STEPS = ("pgd", "fista", "admm", "hqs")
 class OperatorNormCache:
     """For a network around ``self.operator``: :math:`\\|A\\|^2` per input shape, computed once and kept as a Python
     float (``forward`` runs no power iteration after the first call, and ``torch.compile`` sees a constant), dropped
-    when weights are loaded (the operator's buffers, Φ or a mask, may arrive with them). Put it before
-    ``nn.Module`` in the bases."""
+    when weights are loaded (the operator's buffers, Φ or a mask, may arrive with them) and when ``operator`` is
+    assigned (a test-time variant runs the network on another operator). Put it before ``nn.Module`` in the bases."""
+
+    def __setattr__(self, name, value):
+        if name == "operator":
+            self.__dict__.setdefault("_norms", {}).clear()
+        super().__setattr__(name, value)
 
     def _norm(self, shape) -> float:
         norms = self.__dict__.setdefault("_norms", {})
