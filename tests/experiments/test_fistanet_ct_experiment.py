@@ -85,3 +85,14 @@ def test_the_resized_setting_has_its_own_table(sweep):
     child = json.loads((d / "run" / "runs" / "fistanet-256px-60" / "metrics.json").read_text())
     assert child["test_images"] == 5 and big["model"]["psnr"] == pytest.approx(child["model"]["mean"]["psnr"])
     assert "256px" not in res.metrics["ct_table_v"]["ct"]["fistanet"]  # not a number of views
+
+
+def test_training_times_and_the_slice_figure(sweep):
+    res, d = sweep
+    t = res.metrics["ct_table_v"]
+    child = json.loads((d / "run" / "runs" / "fistanet-60" / "metrics.json").read_text())
+    assert t["train_seconds"]["fistanet"]["60"] == pytest.approx(child["training"]["train_seconds"])
+    assert "fbp" not in t["train_seconds"] and set(t["train_seconds"]["istanet"]) == {"60"}
+    png = (res.folder / "figure_ct_table_v.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert "Training time (minutes of wall time)" in (res.folder / "report.html").read_text()

@@ -19,6 +19,9 @@ above FISTA-TV; the margins are reported, whatever they are.
 from __future__ import annotations
 
 import html
+from contextlib import nullcontext
+
+import torch
 
 from .parts import RunContext, Section, register_protocol
 
@@ -38,6 +41,8 @@ CT_METHODS = {  # row -> its name in the table
     "istanet": "ISTA-Net", "istanet-plus": "ISTA-Net+ (the paper's ISTA-Net)", "fistanet": "FISTA-Net (exact adjoint)",
     "fistanet-fbp": "FISTA-Net (FBP in the gradient, the authors' code)", "lpn-fista": "unrolled FISTA with the LPN prox",
 }
+_SHORT = {"istanet-plus": "ISTA-Net+", "istanet": "ISTA-Net", "fistanet": "FISTA-Net", "fistanet-fbp": "FISTA-Net (fbp)",
+          "lpn-fista": "LPN-FISTA"}
 _CLASSIC = {"fbp": "init", "fista-tv": "fista-tv", "pnp-admm-lpn": "pnp-admm"}  # row -> validated_methods key
 
 
@@ -78,6 +83,62 @@ def _table(ctx: RunContext, views: list[str], test_set: str) -> tuple[dict, dict
             if got is not None:
                 rows.setdefault(row, {})[v] = got
     return rows, params
+
+
+def _train_seconds(ctx: RunContext, views: list[str]) -> dict[str, dict[str, float]]:
+    """``{row: {views: seconds}}``: the wall time each learned model of the table spent in training."""
+    out: dict[str, dict[str, float]] = {}
+    for row in CT_METHODS:
+        for v in views:
+            t = (((ctx.children.get(f"{row}-{v}") or {}).get("metrics") or {}).get("training") or {}).get("train_seconds")
+            if row not in _CLASSIC and t:
+                out.setdefault(row, {})[v] = float(t)
+    return out
+
+
+def _slice_figure(ctx: RunContext, views: list[str], index: int = 15) -> bytes | None:
+    """One test slice (``index`` of the test slab) reconstructed by every row of the table, one row of tiles per
+    number of views; each caption has the tile's PSNR. The measurement is drawn once per number of views (seeded) and
+    given to every method; the classic methods run at the weights that ``validated_methods`` chose."""
+    from ..data import MeasurementPairs
+    from ..metrics import psnr
+    from .figures import tile_rows
+    from .parts import SOURCES
+    from .pnp_parts import run_method
+
+    rows = []
+    for v in views:
+        pnp = ctx.children.get(f"pnp-lpn-{v}")
+        learned = [(r, ctx.children[f"{r}-{v}"]) for r in CT_METHODS
+                   if r not in _CLASSIC and ctx.children.get(f"{r}-{v}", {}).get("model") is not None]
+        first = pnp or (learned[0][1] if learned else None)
+        if first is None:
+            continue
+        cfg = first["cfg"]
+        task = cfg.build_task()
+        test = SOURCES.get(cfg.data.source).build(cfg.data, cfg.seed, task=task).test
+        x = test[min(index, len(test) - 1)][None]
+        A = task.operator(tuple(x.shape[-2:]), x.shape[1])
+        y = MeasurementPairs(x, A, noise=task.options["noise"], seed=cfg.seed + 2)[0][0][None]
+        tiles = [("truth", x)]
+
+        def add(name: str, rec: torch.Tensor) -> None:
+            rec = rec.detach().cpu().clamp(0, 1)
+            tiles.append((f"{name} {float(psnr(rec, x)):.2f} dB", rec))
+
+        chosen = ((pnp or {}).get("metrics") or {}).get("validated_methods") or {}
+        prior = pnp.get("model") if pnp else None
+        for row, method in _CLASSIC.items():
+            if method in chosen and (method != "pnp-admm" or prior is not None):
+                with torch.no_grad() if method != "pnp-admm" else nullcontext():
+                    add(CT_METHODS[row].split(" (")[0], run_method(method, A, y, task, chosen[method].get("weight"),
+                                                                    prior, 20, x.shape[1:]))
+        for row, child in learned:
+            model = child["model"].cpu().eval()
+            with torch.no_grad():
+                add(_SHORT.get(row, row), model(y))
+        rows.append((f"{v} views", tiles))
+    return tile_rows(rows) if rows else None
 
 
 def _ordering(rows: dict, views: list[str]) -> dict:
@@ -143,6 +204,16 @@ def ct_table_v(opts, ctx: RunContext) -> Section:
             f"<td>{html.escape(k)} {v['psnr']:.2f} / {v.get('ssim', float('nan')):.3f}</td>" for k, v in r.items()) + "</tr>"
             for label, r in metrics["256px"].items())
         parts.append(f"<h3>At 256×256 (slices resized; baselines at their default weights)</h3><table>{rows}</table>")
+    times = _train_seconds(ctx, views)
+    if times:
+        metrics["train_seconds"] = times
+        body = "".join(f"<tr><td>{html.escape(CT_METHODS[r])}</td>"
+                       + "".join(f"<td>{t[v] / 60:.1f}</td>" if v in t else "<td></td>" for v in views) + "</tr>"
+                       for r, t in times.items())
+        parts.append("<h3>Training time (minutes of wall time)</h3><table><tr><th>model</th>"
+                     + "".join(f"<th>{v} views</th>" for v in views) + f"</tr>{body}</table>")
+    figure = _slice_figure(ctx, views)
     return Section("FISTA-Net's Table V: sparse-view CT", metrics=metrics, html="".join(parts),
+                   figures={"ct_table_v.png": figure} if figure else {},
                    paper={k: {kk: list(vv) if isinstance(vv, tuple) else vv for kk, vv in d.items()}
                           for k, d in PAPER_TABLE_V.items()})
