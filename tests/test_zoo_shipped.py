@@ -217,3 +217,31 @@ def test_mri_models_reproduce_their_brain_psnr(name, shared_data):
     # the recorded order against the classic method holds (ADMM-Net and ADMM-CSNet beat ADMM-TV; the short-trained
     # ISTA-Net+ stays under it, as the README reports)
     assert (got > tv) == (info["test_metrics"]["model"]["mean"]["psnr"] > tv)
+
+
+CT_MODELS = [n for n in list_zoo() if zoo_info(n)["task"]["name"] == "ct"]
+
+
+@pytest.mark.parametrize("name", CT_MODELS)
+def test_ct_models_reproduce_their_test_slab_psnr(name, shared_data):
+    """A CT zoo model on its run's test slab of the stent volume (the same slices, the same seeded sinogram noise),
+    with its recorded PSNR and above the FBP it starts from."""
+    from proxlab.data import MeasurementPairs
+    from proxlab.experiments.config import load_config
+    from proxlab.experiments.parts import SOURCES
+    from proxlab.metrics import psnr
+
+    info = zoo_info(name)
+    cfg = load_config(info["config"])
+    data = cfg.data.model_copy(update={"options": {**cfg.data.options, "path": str(shared_data / "CT_stent" / "stent.npz")}})
+    task = cfg.build_task()
+    x = SOURCES.get(data.source).build(data, cfg.seed, task=task).test
+    A = task.operator(tuple(x.shape[-2:]), 1)
+    pairs = MeasurementPairs(x, A, noise=task.options["noise"], seed=cfg.seed + 2)
+    y = torch.stack([pairs[i][0] for i in range(len(pairs))])
+    model, _ = load_zoo_model(name, operator=A)
+    with torch.no_grad():
+        out = torch.cat([model(y[i:i + 8]) for i in range(0, len(y), 8)]).clamp(0, 1)
+    got = float(psnr(out, x).mean())
+    assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
+    assert got > float(psnr(A.fbp(y).clamp(0, 1), x).mean()) + 1.0

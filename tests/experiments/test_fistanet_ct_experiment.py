@@ -30,10 +30,13 @@ def sweep(tmp_path_factory):
     spec["model"]["options"]["features"] = 4
     small = lambda s: (s.replace("size = 128", "size = 16").replace("size=256", "size=32").replace("hidden = 32, features = 32", "hidden = 4, features = 4")  # noqa: E731
                        .replace("stages = 7", "stages = 2").replace("stages = 6", "stages = 2")
-                       .replace('prox_init = "zoo:lpn-ellipses", ', ""))
+                       .replace('prox_init = "zoo:lpn-ellipses", ', "").replace("count = 300", "count = 6")
+                       .replace('path = "~/.cache/proxlab/ct/stent.npz", scale = 2000.0, train = [0, 180], val = [190, 215], '
+                                'test = [225, 256]', f'path = "{d / "vol.npy"}", scale = 2000.0, train = [0, 20], '
+                                'val = [25, 30], test = [35, 40]'))
     spec["evaluation"]["protocols"][1]["options"]["data"]["options"]["size"] = 16
     keep = {"fistanet-60", "fistanet-fbp-60", "istanet-plus-60", "istanet-60", "lpn-fista-60", "pnp-lpn-60",
-            "pnp-lpn-ellipses-60", "fistanet-120", "fistanet-256px-60"}
+            "pnp-lpn-ellipses-60", "fistanet-120", "fistanet-256px-60", "fistanet-ellipses-60", "fistanet-ellpre-60"}
     spec["evaluation"]["baselines"] = ["init"]  # FISTA-TV is scored at validated weights by the pnp-lpn runs
     size16 = lambda s: (s.replace("size = 128", "size = 16").replace("test_images = 31", "test_images = 3")  # noqa: E731
                         .replace("val_images = 8", "val_images = 2").replace("test_images = 8", "test_images = 3")
@@ -53,7 +56,7 @@ def test_table_v_rows_from_every_run(sweep):
     res, d = sweep
     t = res.metrics["ct_table_v"]
     assert set(t["ct"]) == {"fbp", "fista-tv", "pnp-admm-lpn", "istanet", "istanet-plus", "fistanet", "fistanet-fbp",
-                            "lpn-fista"}
+                            "lpn-fista", "fistanet-ellipses", "fistanet-ellpre"}
     assert set(t["ct"]["fistanet"]) == {"60", "120"} and set(t["ct"]["istanet"]) == set(t["ct"]["fbp"]) == {"60"}
     child = json.loads((d / "run" / "runs" / "fistanet-60" / "metrics.json").read_text())
     assert t["ct"]["fistanet"]["60"]["psnr"] == pytest.approx(child["model"]["mean"]["psnr"])
@@ -96,3 +99,18 @@ def test_training_times_and_the_slice_figure(sweep):
     png = (res.folder / "figure_ct_table_v.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert "Training time (minutes of wall time)" in (res.folder / "report.html").read_text()
+
+
+def test_ellipse_training_and_pre_training_rows(sweep):
+    """The ellipse-trained run is scored on the CT slab as its out-of-distribution set; the pre-trained run starts
+    from its weights (run:LABEL) and is then an ordinary CT run."""
+    res, d = sweep
+    t = res.metrics["ct_table_v"]
+    ell = json.loads((d / "run" / "runs" / "fistanet-ellipses-60" / "metrics.json").read_text())
+    assert t["ct"]["fistanet-ellipses"]["60"]["psnr"] == pytest.approx(ell["ood_images"]["model"]["mean"]["psnr"])
+    assert t["ellipses"]["fistanet-ellipses"]["60"]["psnr"] == pytest.approx(ell["model"]["mean"]["psnr"])
+    assert ell["ood_images"]["test_images"] == 5 and ell["test_images"] == 8
+    pre = json.loads((d / "run" / "runs" / "fistanet-ellpre-60" / "metrics.json").read_text())
+    assert t["ct"]["fistanet-ellpre"]["60"]["psnr"] == pytest.approx(pre["model"]["mean"]["psnr"])
+    log = (d / "run" / "runs" / "fistanet-ellpre-60" / "run.log").read_text()
+    assert str(d / "run" / "runs" / "fistanet-ellipses-60" / "model.safetensors") in log

@@ -201,3 +201,27 @@ def test_steps_zero_evaluates_the_initial_weights(tmp_path):
     x = _smooth(3, 2)[:2]
     with torch.no_grad():
         assert abs(res.metrics["toy-count"]["mean_output"] - float(net(x).mean())) < 1e-6
+
+
+def test_a_sweep_run_starts_from_an_earlier_runs_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    spec = _spec(sweep={"runs": [{"label": "pre", "set": ["training.loss_options.weight=1.0"]},
+                                 {"label": "tuned", "set": ["training.init='run:pre'", "training.steps=0"]}]})
+    spec["evaluation"]["protocols"] = [{"name": "test_split"}]
+    res = run_experiment(_write(tmp_path, spec), out=tmp_path / "sweep", progress=False, echo=False)
+    pre, tuned = (load_file(tmp_path / "sweep" / "runs" / k / "model.safetensors") for k in ("pre", "tuned"))
+    assert set(pre) == set(tuned) and all(torch.equal(pre[k], tuned[k]) for k in pre)  # steps = 0: the init itself
+    assert "weights from" in (tmp_path / "sweep" / "runs" / "tuned" / "run.log").read_text()
+    assert res.metrics["training"]["runs"]["tuned"]["steps"] == 0
+    # a run named later, or no sweep at all, is refused when the config loads
+    later = _spec(sweep={"runs": [{"label": "a", "set": ["training.init='run:b'"]}, {"label": "b"}]})
+    with pytest.raises(ConfigError, match=r"^sweep\.runs\[0\] \(a\): training\.init: expected 'run:LABEL' of an "
+                                          r"earlier run of the sweep \[\], got 'run:b'"):
+        load_config(later)
+    with pytest.raises(ConfigError, match=r"^training\.init: 'run:LABEL' names a run of a sweep and this experiment"):
+        load_config(_spec(training={**_spec()["training"], "init": "run:pre"}))
+    # sweep.only without the run it starts from, where that run has not finished: refused before training
+    with pytest.raises(ValueError, match=r"sweep run tuned: its init 'run:pre' needs run 'pre' to have finished"):
+        run_experiment(_write(tmp_path, {**spec, "sweep": {**spec["sweep"], "only": ["tuned"]}}),
+                       out=tmp_path / "other", progress=False, echo=False)

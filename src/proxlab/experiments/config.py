@@ -389,7 +389,8 @@ class TrainingConfig(_Section):
     clipping; ``snapshot_every`` > 0 also saves the weights every that many steps to
     ``snapshots/[stageK_]step_NNNNNN.safetensors`` (for learning curves); ``steps = 0`` trains nothing (the model is evaluated as ``init`` leaves it, e.g. a zoo
     entry); ``threads`` > 0 sets torch's intra-op threads for the stage (0: leave them). ``init``: ``fresh`` (the model as built), ``previous`` (the weights the previous stage
-    ended with; the default of every stage after the first), ``zoo:NAME`` or a ``.safetensors`` path.
+    ended with; the default of every stage after the first), ``zoo:NAME``, a ``.safetensors`` path, or in a sweep
+    ``run:LABEL``, the weights an earlier run of the same sweep kept (its ``model.safetensors``: a pre-training run).
     ``optimizer``: ``adam`` or ``lbfgs`` (:class:`torch.optim.LBFGS` with a strong-Wolfe line search, ``lr`` its
     first trial step, ``lbfgs_iterations`` per step on one batch, ``lbfgs_history`` stored pairs; full-batch when
     ``batch_size`` is the training set). ``micro_batch`` > 0 runs each batch through the loss in pieces of that many
@@ -451,8 +452,10 @@ class TrainingConfig(_Section):
         if self.steps > 0:  # steps = 0 evaluates only: the schedule is not used (an evaluation needs one override)
             self._check_schedule()
         _validate_part_options(_part(_LOSS_PARTS, self.loss, "loss"), self.loss_options, "loss_options")
-        if not (self.init in ("fresh", "previous") or self.init.startswith("zoo:") or self.init.endswith(".safetensors")):
-            raise _Fail("init", f"expected 'fresh', 'previous', 'zoo:NAME' or a .safetensors path, got {self.init!r}")
+        if not (self.init in ("fresh", "previous") or self.init.startswith(("zoo:", "run:"))
+                or self.init.endswith(".safetensors")):
+            raise _Fail("init", f"expected 'fresh', 'previous', 'zoo:NAME', 'run:LABEL' or a .safetensors path, "
+                                f"got {self.init!r}")
         return self
 
     def _check_schedule(self) -> None:
@@ -653,12 +656,24 @@ def _build(raw: Mapping, known_models: Sequence[str] | None) -> ExperimentConfig
         base = {k: x for k, x in raw.items() if k != "sweep"}
         for i, run in enumerate(sweep.runs):  # every run's config is checked now, not when its turn comes
             try:
-                _build(v.apply_overrides(base, list(run.set)), known_models)
+                child = _build(v.apply_overrides(base, list(run.set)), known_models)
             except ConfigError as e:
                 raise ConfigError(f"sweep.runs[{i}] ({run.label}): {e.key}", str(e)[len(e.key) + 2:]) from None
+            earlier = [r.label for r in sweep.runs[:i]]
+            for key, st in _inits(child.training, child.stages):
+                if st.init.startswith("run:") and st.init[4:] not in earlier:
+                    raise ConfigError(f"sweep.runs[{i}] ({run.label}): {key}",
+                                      f"expected 'run:LABEL' of an earlier run of the sweep {earlier}, got {st.init!r}")
     return ExperimentConfig(name=name, description=raw.get("description", ""), seed=seed, data=data,
                             operator=operator, model=model, training=training, stages=tuple(stages),
                             evaluation=evaluation, sweep=sweep)
+
+
+def _inits(training: TrainingConfig, stages) -> list[tuple[str, TrainingConfig]]:
+    """``(key, stage)`` of each stage (``training`` when there are no ``[[stages]]``), for ``init`` checks."""
+    if stages:
+        return [(f"stages[{k}].init", st) for k, st in enumerate(stages)]
+    return [("training.init", training)]
 
 
 # ---------------------------------------------------------------- TOML in, overrides
@@ -704,7 +719,13 @@ def load_config(
         raise TypeError(f"source: expected a path or a dict, got {type(source).__name__}")
     if known_models is not None and (isinstance(known_models, str) or not isinstance(known_models, Sequence)):
         raise TypeError(f"known_models: expected a list of names, got {type(known_models).__name__}")
-    return _build(v.apply_overrides(raw, overrides), known_models)
+    cfg = _build(v.apply_overrides(raw, overrides), known_models)
+    if cfg.sweep is None:
+        for key, st in _inits(cfg.training, cfg.stages):
+            if st.init.startswith("run:"):
+                raise ConfigError(key, f"'run:LABEL' names a run of a sweep and this experiment has no [sweep], "
+                                       f"got {st.init!r}")
+    return cfg
 
 
 def loads_config(

@@ -272,6 +272,7 @@ def _run_sweep(cfg: ExperimentConfig, folder: Path, progress: bool, log, main_pr
         if main_process:
             sub.mkdir(parents=True, exist_ok=True)
             (sub / "config.toml").write_text(dump_toml(child))
+        child = _resolve_run_inits(child, folder, children, run.label)
         log(f"sweep run {run.label}: {' '.join(run.set) or '(no overrides)'}")
         result, model = run_config(child, sub, resume=(sub / "checkpoints").is_dir(), progress=progress,
                                    log=_Log(sub / "run.log", True) if main_process else log)
@@ -288,6 +289,22 @@ def _run_sweep(cfg: ExperimentConfig, folder: Path, progress: bool, log, main_pr
     metrics = write_run(folder, cfg, sections, [], info)
     log(f"sweep done; report: {folder / 'report.html'}")
     return RunResult(folder, metrics, "steps")
+
+
+def _resolve_run_inits(child: ExperimentConfig, folder: Path, finished: dict, label: str) -> ExperimentConfig:
+    """``child`` with each ``init = "run:LABEL"`` replaced by that earlier run's final weights in ``folder``;
+    a run that has not finished here is an error, raised before anything trains."""
+    def resolve(st):
+        if not st.init.startswith("run:"):
+            return st
+        source = st.init[4:]
+        if source not in finished:
+            raise ValueError(f"sweep run {label}: its init {st.init!r} needs run {source!r} to have finished in "
+                             f"{folder / 'runs'} (train it first, e.g. without sweep.only, or add it to sweep.only)")
+        return st.model_copy(update={"init": str(finished[source]["folder"] / "model.safetensors")})
+
+    return child.model_copy(update={"training": resolve(child.training),
+                                    "stages": tuple(resolve(st) for st in child.stages)})
 
 
 def _run_protocols(protocols, ctx) -> list:
