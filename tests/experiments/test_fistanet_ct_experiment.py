@@ -36,7 +36,7 @@ def sweep(tmp_path_factory):
                                 'val = [25, 30], test = [35, 40]'))
     spec["evaluation"]["protocols"][1]["options"]["data"]["options"]["size"] = 16
     keep = {"fistanet-60", "fistanet-fbp-60", "istanet-plus-60", "istanet-60", "lpn-fista-60", "pnp-lpn-60",
-            "pnp-lpn-ellipses-60", "fistanet-120", "fistanet-256px-60", "fistanet-ellipses-60", "fistanet-ellpre-60"}
+            "pnp-lpn-ellipses-60", "fistanet-120", "fistanet-256px-60", "fistanet-ellipses-60", "fistanet-ellpre-60", "fistanet-theta-60"}
     spec["evaluation"]["baselines"] = ["init"]  # FISTA-TV is scored at validated weights by the pnp-lpn runs
     size16 = lambda s: (s.replace("size = 128", "size = 16").replace("test_images = 31", "test_images = 3")  # noqa: E731
                         .replace("val_images = 8", "val_images = 2").replace("test_images = 8", "test_images = 3")
@@ -56,7 +56,7 @@ def test_table_v_rows_from_every_run(sweep):
     res, d = sweep
     t = res.metrics["ct_table_v"]
     assert set(t["ct"]) == {"fbp", "fista-tv", "pnp-admm-lpn", "istanet", "istanet-plus", "fistanet", "fistanet-fbp",
-                            "lpn-fista", "fistanet-ellipses", "fistanet-ellpre"}
+                            "lpn-fista", "fistanet-ellipses", "fistanet-ellpre", "fistanet-theta"}
     assert set(t["ct"]["fistanet"]) == {"60", "120"} and set(t["ct"]["istanet"]) == set(t["ct"]["fbp"]) == {"60"}
     child = json.loads((d / "run" / "runs" / "fistanet-60" / "metrics.json").read_text())
     assert t["ct"]["fistanet"]["60"]["psnr"] == pytest.approx(child["model"]["mean"]["psnr"])

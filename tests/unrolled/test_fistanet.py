@@ -324,3 +324,16 @@ def test_adam_steps_reduce_the_loss(gradient):
         out = net(y, return_aux=True)
         final = float(fistanet_loss(out.x, x, out.aux))
     assert final < 0.75 * losses[0], (losses[0], final)  # measured: about 0.5 x for both variants
+
+
+def test_theta_start_sets_the_first_threshold_and_keeps_the_rest(op):
+    net = FISTANet(op, phases=6, features=4, theta_start=0.03)
+    assert float(net.thresholds()[0]) == pytest.approx(0.03, rel=1e-6)
+    ref = FISTANet(op, phases=6, features=4)
+    assert float(net.w_theta) == float(ref.w_theta) and float(net.b_mu) == float(ref.b_mu)
+    # the later thresholds keep the authors' slope in k: θ_k = softplus(w_θ k + b_θ)
+    assert torch.allclose(net.thresholds(), torch.nn.functional.softplus(ref.w_theta * torch.arange(6.) + net.b_theta))
+    assert "theta_start=0.03" in repr(net)
+    for bad, err in ((0.0, ValueError), (-1.0, ValueError), ("a", TypeError)):
+        with pytest.raises(err, match="theta_start"):
+            FISTANet(op, theta_start=bad)

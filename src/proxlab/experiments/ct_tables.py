@@ -43,6 +43,7 @@ CT_METHODS = {  # row -> its name in the table
     "fbp": "FBP", "fista-tv": "FISTA-TV", "pnp-admm-lpn": "PnP-ADMM + LPN (zoo:lpn-ellipses)",
     "istanet": "ISTA-Net", "istanet-plus": "ISTA-Net+ (the paper's ISTA-Net)", "fistanet": "FISTA-Net (exact adjoint)",
     "fistanet-fbp": "FISTA-Net (FBP in the gradient, the authors' code)", "lpn-fista": "unrolled FISTA with the LPN prox",
+    "fistanet-theta": "FISTA-Net (exact adjoint), θ₀ = 0.03",
     "fistanet-ellipses": "FISTA-Net trained on ellipse phantoms only*",
     "fistanet-ellpre": "FISTA-Net, ellipse pre-training then the CT slab",
 }
@@ -50,7 +51,8 @@ CT_METHODS = {  # row -> its name in the table
 #: test split (ellipse phantoms of the training distribution, other draws than the other rows' ellipse test images).
 _ELLIPSE_TRAINED = {"fistanet-ellipses"}
 _SHORT = {"istanet-plus": "ISTA-Net+", "istanet": "ISTA-Net", "fistanet": "FISTA-Net", "fistanet-fbp": "FISTA-Net (fbp)",
-          "lpn-fista": "LPN-FISTA", "fistanet-ellipses": "FISTA-Net (ellipses)", "fistanet-ellpre": "FISTA-Net (ell. pre)"}
+          "lpn-fista": "LPN-FISTA", "fistanet-ellipses": "FISTA-Net (ellipses)", "fistanet-ellpre": "FISTA-Net (ell. pre)",
+          "fistanet-theta": "FISTA-Net θ₀ 0.03"}
 _CLASSIC = {"fbp": "init", "fista-tv": "fista-tv", "pnp-admm-lpn": "pnp-admm"}  # row -> validated_methods key
 
 

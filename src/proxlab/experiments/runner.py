@@ -20,6 +20,7 @@ import torch
 from ..registry import build_model, list_models
 from ..training import Trainer, load_model_weights, save_model
 from ..training.checkpoint import POINTER
+from ..training.trainer import flushing_denormals
 from .config import ConfigError, ExperimentConfig, config_to_dict, dump_toml, load_config
 
 __all__ = ["run_experiment", "run_config", "find_experiment", "shipped_experiments", "build_experiment_model", "RunResult"]
@@ -211,6 +212,11 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     and the sweep's protocols compare them. Under ``torchrun`` every process trains; only rank 0 writes
     the folder and evaluates.
     """
+    with flushing_denormals():  # evaluation as well as training (subnormals slow both on a CPU)
+        return _run_experiment(source, out, overrides, resume, progress, echo)
+
+
+def _run_experiment(source, out, overrides, resume, progress: bool, echo: bool) -> RunResult:
     main_process = int(os.environ.get("RANK", "0")) == 0
     taken_over = False
     if resume is not None:

@@ -125,12 +125,13 @@ __all__ += ["lista"]
 
 
 @register_model("fistanet", needs_operator=True)
-def fistanet(operator, phases: int = 6, features: int = 32, gradient: str = "adjoint"):
+def fistanet(operator, phases: int = 6, features: int = 32, gradient: str = "adjoint", theta_start: float | None = None):
     """:class:`~proxlab.unrolled.FISTANet` on the task's operator (sparse-view CT: x₀ = FBP): ``phases`` phases of
-    one shared block; ``gradient`` ``"adjoint"`` (μ in units of 1/‖A‖²) or ``"fbp"`` (the authors' detached FBP)."""
+    one shared block; ``gradient`` ``"adjoint"`` (μ in units of 1/‖A‖²) or ``"fbp"`` (the authors' detached FBP);
+    ``theta_start`` the first threshold at the start (unset: the authors' 0.127)."""
     from ..unrolled import FISTANet
 
-    return FISTANet(operator, phases=phases, features=features, gradient=gradient)
+    return FISTANet(operator, phases=phases, features=features, gradient=gradient, theta_start=theta_start)
 
 
 __all__ += ["fistanet"]

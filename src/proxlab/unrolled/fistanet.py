@@ -46,11 +46,13 @@ convolutions 9,248 each, ``G`` 289) and the six scalars.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import check_choice
+from .._checks import check_choice, check_positive
 from ..operators.base import LinearOperator
 from ..operators.ct import ParallelBeamCT
 from ..priors.classic.sparsity import soft_threshold_unchecked
@@ -131,11 +133,17 @@ class FISTANet(OperatorNormCache, nn.Module):
     gradient:
         ``"adjoint"`` (default; :math:`\\mu_k` in units of :math:`1/\\|A\\|^2`, autograd through
         :math:`A^\\top(Ay - b)`) or ``"fbp"`` (the authors' detached :math:`\\mathrm{FBP}(Ay - b)`, CT only).
+    theta_start:
+        :math:`\\theta_0` at the start (``None``: the authors' :math:`\\mathrm{softplus}(-2) \\approx 0.127`), set
+        through :math:`b_\\theta = \\mathrm{softplus}^{-1}(\\theta_0)`. The authors' value suits images that fill
+        [0, 1]; on dim images (most voxels 0) every code of the first phases falls under it, the soft-threshold then
+        passes no gradient to :math:`\\theta` or the block, and training stalls near FBP: start lower there.
     """
 
     tied = True  # one block for every phase (read by proxlab.unrolled.istanet.conv_macs_per_pixel)
 
-    def __init__(self, operator: LinearOperator, phases: int = 6, features: int = 32, gradient: str = "adjoint"):
+    def __init__(self, operator: LinearOperator, phases: int = 6, features: int = 32, gradient: str = "adjoint",
+                 theta_start: float | None = None):
         super().__init__()
         if not isinstance(operator, LinearOperator):
             raise TypeError(f"operator: expected a proxlab LinearOperator (e.g. ParallelBeamCT), got "
@@ -150,7 +158,12 @@ class FISTANet(OperatorNormCache, nn.Module):
                             f"{type(operator).__name__}; use gradient='adjoint'")
         self.operator, self.gradient, self.features = operator, gradient, features
         self.block = FISTANetBlock(features)
-        for name, value in _STARTS.items():
+        starts = dict(_STARTS)
+        if theta_start is not None:
+            theta = check_positive("theta_start", theta_start)
+            starts["b_theta"] = math.log(math.expm1(theta)) if theta < 20 else theta  # softplus⁻¹
+        self.theta_start = theta_start
+        for name, value in starts.items():
             self.register_parameter(name, nn.Parameter(torch.tensor(value)))
         self._norms: dict[tuple, float] = {}
 
@@ -209,4 +222,5 @@ class FISTANet(OperatorNormCache, nn.Module):
         return UnrolledOutput(x, {key: tuple(t) for key, t in terms.items()})
 
     def extra_repr(self) -> str:
-        return f"phases={self.phases}, features={self.features}, gradient={self.gradient!r}"
+        start = "" if self.theta_start is None else f", theta_start={self.theta_start!r}"
+        return f"phases={self.phases}, features={self.features}, gradient={self.gradient!r}{start}"
