@@ -245,3 +245,30 @@ def test_ct_models_reproduce_their_test_slab_psnr(name, shared_data):
     got = float(psnr(out, x).mean())
     assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
     assert got > float(psnr(A.fbp(y).clamp(0, 1), x).mean()) + 1.0
+
+
+FLOW_PGD_MODELS = [_flow_case(n) for n in list_zoo() if zoo_info(n)["model"]["name"] == "flow-pgd"]
+
+
+@pytest.mark.parametrize("name", FLOW_PGD_MODELS)
+def test_flow_pgd_models_reproduce_their_test_psnr(name):
+    """A flow-PGD zoo model on its run's Fashion-MNIST test images (the same images and seeded noise), with its
+    recorded PSNR, and above the measurement it starts from."""
+    from proxlab.data import MeasurementPairs
+    from proxlab.experiments.config import load_config
+    from proxlab.experiments.parts import SOURCES
+    from proxlab.metrics import psnr
+
+    info = zoo_info(name)
+    cfg = load_config(info["config"])
+    task = cfg.build_task()
+    x = SOURCES.get(cfg.data.source).build(cfg.data, cfg.seed, task=task).test[: cfg.evaluation.max_test_images]
+    A = task.operator(tuple(x.shape[-2:]), 1)
+    pairs = MeasurementPairs(x, A, noise=task.options["noise"], seed=cfg.seed + 2)
+    y = torch.stack([pairs[i][0] for i in range(len(pairs))])
+    model, _ = load_zoo_model(name, operator=A)
+    with torch.no_grad():
+        out = torch.cat([model(y[i:i + 64]) for i in range(0, len(y), 64)]).clamp(0, 1)
+    got = float(psnr(out, x).mean())
+    assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
+    assert got > float(psnr(A.adjoint(y).clamp(0, 1), x).mean()) + 1.0

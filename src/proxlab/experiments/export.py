@@ -135,9 +135,10 @@ def _mask_geometry(weights: Path) -> dict[str, Any]:
 
 
 def _image_size(cfg) -> tuple[int, ...]:
-    if cfg.data.size:
-        return (cfg.data.size, cfg.data.size)
-    return (28, 28) if cfg.data.source == "mnist5k" else (128, 128)
+    """The size of the run's test images, as its data source builds them (padding and resizing included)."""
+    from .parts import SOURCES
+
+    return tuple(int(n) for n in SOURCES.get(cfg.data.source).build(cfg.data, cfg.seed, task=cfg.build_task()).test.shape[-2:])
 
 
 def _means_only(metrics: dict[str, Any]) -> dict[str, Any]:
