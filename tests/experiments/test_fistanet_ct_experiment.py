@@ -114,3 +114,22 @@ def test_ellipse_training_and_pre_training_rows(sweep):
     assert t["ct"]["fistanet-ellpre"]["60"]["psnr"] == pytest.approx(pre["model"]["mean"]["psnr"])
     log = (d / "run" / "runs" / "fistanet-ellpre-60" / "run.log").read_text()
     assert str(d / "run" / "runs" / "fistanet-ellipses-60" / "model.safetensors") in log
+
+
+def test_a_sweep_of_the_resized_setting_alone_still_reports_it(sweep):
+    """``sweep.only`` with just the 256×256 run (its own folder): the protocol gives that table, not an error."""
+    import torch
+
+    from proxlab.experiments.ct_tables import ct_table_v
+    from proxlab.experiments.parts import RunContext
+
+    res, d = sweep
+    child = json.loads((d / "run" / "runs" / "fistanet-256px-60" / "metrics.json").read_text())
+    ctx = RunContext(cfg=None, model=None, task=None, operator=None, splits=None, folder=d, device=torch.device("cpu"),
+                     log=print, children={"fistanet-256px-60": {"metrics": child, "model": None}})
+    sec = ct_table_v(None, ctx)
+    assert sec.metrics["256px"]["fistanet-256px-60"]["model"]["psnr"] == pytest.approx(child["model"]["mean"]["psnr"])
+    assert sec.metrics["ct"] == {} and not sec.figures
+    with pytest.raises(ValueError, match="no run of the sweep is labelled METHOD-VIEWS"):
+        ct_table_v(None, RunContext(cfg=None, model=None, task=None, operator=None, splits=None, folder=d,
+                                    device=torch.device("cpu"), log=print, children={"other": {"metrics": {}}}))

@@ -188,8 +188,9 @@ def _html(title: str, rows: dict, params: dict, views: list[str], with_paper: bo
 def ct_table_v(opts, ctx: RunContext) -> Section:
     """FISTA-Net's Table V from the runs of a sweep labelled ``METHOD-VIEWS``, on the CT slab and on ellipses."""
     views = _views(ctx)
-    if not views:
-        raise ValueError("ct_table_v: no run of the sweep is labelled METHOD-VIEWS (e.g. fistanet-60)")
+    if not views and not any("-256px-" in label for label in ctx.children):
+        raise ValueError("ct_table_v: no run of the sweep is labelled METHOD-VIEWS (e.g. fistanet-60) or "
+                         "METHOD-256px-VIEWS")
     ct_rows, params = _table(ctx, views, "ct")
     el_rows, _ = _table(ctx, views, "ellipses")
     order = _ordering(ct_rows, views)
