@@ -110,14 +110,15 @@ def _train_seconds(ctx: RunContext, views: list[str]) -> dict[str, dict[str, flo
 def _slice_figure(ctx: RunContext, views: list[str], index: int = 15) -> bytes | None:
     """One test slice (``index`` of the test slab) reconstructed by every row of the table, one row of tiles per
     number of views; each caption has the tile's PSNR. The measurement is drawn once per number of views (seeded) and
-    given to every method; the classic methods run at the weights that ``validated_methods`` chose."""
+    given to every method; the classic methods run at the weights that ``validated_methods`` chose. Grey levels run
+    from 0 to the brightest truth pixel (CT slices are dim)."""
     from ..data import MeasurementPairs
     from ..metrics import psnr
     from .figures import tile_rows
     from .parts import SOURCES
     from .pnp_parts import run_method
 
-    rows = []
+    rows, window = [], 0.0
     for v in views:
         pnp = ctx.children.get(f"pnp-lpn-{v}")
         learned = [(r, ctx.children[f"{r}-{v}"]) for r in CT_METHODS
@@ -149,7 +150,8 @@ def _slice_figure(ctx: RunContext, views: list[str], index: int = 15) -> bytes |
             with torch.no_grad():
                 add(_SHORT.get(row, row), model(y))
         rows.append((f"{v} views", tiles))
-    return tile_rows(rows) if rows else None
+        window = max(window, float(x.max()))
+    return tile_rows(rows, vmax=window or 1.0) if rows else None  # grey levels up to the brightest truth
 
 
 def _ordering(rows: dict, views: list[str]) -> dict:

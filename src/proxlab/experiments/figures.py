@@ -107,10 +107,12 @@ def comparison_grid(panels: dict[str, dict[str, torch.Tensor]], rows: list[str],
     return png_bytes(fig, dpi=110, path=path)
 
 
-def tile_rows(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]], path: str | Path | None = None) -> bytes:
+def tile_rows(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]], path: str | Path | None = None,
+              vmax: float = 1.0) -> bytes:
     """One row of captioned grey tiles per entry ``(row label, [(caption, image), ...])``; rows may differ in length
-    (a shorter row leaves its last cells empty). Each image is ``(1, 1, H, W)`` or ``(H, W)`` in [0, 1]. Returns
-    the PNG bytes (and writes them to ``path`` when given)."""
+    (a shorter row leaves its last cells empty). Each image is ``(1, 1, H, W)`` or ``(H, W)`` in [0, 1], shown with
+    grey levels from 0 to ``vmax`` (a display window for dim images). Returns the PNG bytes (and writes them to
+    ``path`` when given)."""
     plt = pyplot()
     n_cols = max(len(tiles) for _, tiles in rows)
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.75 * n_cols, 1.9 * len(rows)), squeeze=False)
@@ -125,7 +127,7 @@ def tile_rows(rows: list[tuple[str, list[tuple[str, torch.Tensor]]]], path: str 
             caption, img = tiles[j]
             img = img.detach().cpu().float()
             img = img[0, 0] if img.ndim == 4 else img
-            ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
             ax.set_title("\n".join(textwrap.wrap(caption, 22)), fontsize=6.5)
             if j == 0:
                 ax.set_ylabel("\n".join(textwrap.wrap(label, 20)), fontsize=7)
