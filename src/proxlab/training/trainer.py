@@ -51,9 +51,9 @@ __all__ = ["Trainer", "TrainResult", "TrainingDiverged", "StepContext", "default
 def flushing_denormals():
     """Flush subnormal floats to zero on the CPU inside the block (``torch.set_flush_denormal``), and turn it off
     after (PyTorch's default; it has no getter to restore another setting). A network whose activations or
-    gradients decay towards zero runs far slower on subnormals: one FISTA-Net training step on a dim CT slice took
-    3.2 s with them and 1.4 s flushed (``benchmarks/fistanet_code_activity.py --weights`` measures it). Values under 1.2e-38 become
-    0, which changes no result at float32 precision that matters. Yields whether the CPU supports flushing."""
+    gradients decay towards zero runs far slower on subnormals: one training step of a FISTA-Net with dead features
+    on a dim CT slice took 1.46 s with them and 0.66 s flushed (``benchmarks/fistanet_code_activity.py --weights``).
+    Values under 1.2e-38 become 0. Yields whether the CPU supports flushing."""
     supported = torch.set_flush_denormal(True)
     try:
         yield supported
