@@ -247,12 +247,13 @@ def test_ct_models_reproduce_their_test_slab_psnr(name, shared_data):
     assert got > float(psnr(A.fbp(y).clamp(0, 1), x).mean()) + 1.0
 
 
-FLOW_PGD_MODELS = [_flow_case(n) for n in list_zoo() if zoo_info(n)["model"]["name"] == "flow-pgd"]
+# flow-PGD and its baselines from the flow-pgd-fashion sweep (Fashion-MNIST files: slow, skipped without them)
+FLOW_PGD_MODELS = [_flow_case(n) for n in list_zoo() if zoo_info(n)["config"]["name"].startswith("flow-pgd-fashion")]
 
 
 @pytest.mark.parametrize("name", FLOW_PGD_MODELS)
 def test_flow_pgd_models_reproduce_their_test_psnr(name):
-    """A flow-PGD zoo model on its run's Fashion-MNIST test images (the same images and seeded noise), with its
+    """A flow-PGD (or baseline) zoo model on its run's Fashion-MNIST test images (the same images and seeded noise), with its
     recorded PSNR, and above the measurement it starts from."""
     from proxlab.data import MeasurementPairs
     from proxlab.experiments.config import load_config
