@@ -248,7 +248,7 @@ def test_ct_models_reproduce_their_test_slab_psnr(name, shared_data):
 
 
 # flow-PGD and its baselines from the flow-pgd-fashion sweep (Fashion-MNIST files: slow, skipped without them)
-FLOW_PGD_MODELS = [_flow_case(n) for n in list_zoo() if zoo_info(n)["config"]["name"].startswith("flow-pgd-fashion")]
+FLOW_PGD_MODELS = [_flow_case(n) for n in list_zoo() if (zoo_info(n).get("config") or {}).get("name", "").startswith("flow-pgd-fashion")]
 
 
 @pytest.mark.parametrize("name", FLOW_PGD_MODELS)
