@@ -222,54 +222,51 @@ def test_mri_models_reproduce_their_brain_psnr(name, shared_data):
 CT_MODELS = [n for n in list_zoo() if zoo_info(n)["task"]["name"] == "ct"]
 
 
+def _rerun_test_split(name: str, data_path: str | None = None, batch: int = 8):
+    """Zoo entry ``name`` on its run's test split as the run measured it (seed + 2), and the PSNR of it against the
+    one recorded at export; ``data_path`` replaces the data source's ``path`` option. Returns (psnr, A, y, x)."""
+    from proxlab.data import MeasurementPairs
+    from proxlab.experiments.config import load_config
+    from proxlab.experiments.parts import SOURCES
+    from proxlab.metrics import psnr
+
+    info = zoo_info(name)
+    cfg = load_config(info["config"])
+    data = cfg.data if data_path is None else cfg.data.model_copy(update={"options": {**cfg.data.options,
+                                                                                      "path": data_path}})
+    task = cfg.build_task()
+    x = SOURCES.get(data.source).build(data, cfg.seed, task=task).test[: cfg.evaluation.max_test_images or None]
+    A = task.operator(tuple(x.shape[-2:]), 1)
+    pairs = MeasurementPairs(x, A, noise=task.options["noise"], seed=cfg.seed + 2)
+    y = torch.stack([pairs[i][0] for i in range(len(pairs))])
+    model, _ = load_zoo_model(name, operator=A)
+    with torch.no_grad():
+        out = torch.cat([model(y[i:i + batch]) for i in range(0, len(y), batch)]).clamp(0, 1)
+    got = float(psnr(out, x).mean())
+    assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
+    return got, A, y, x
+
+
 @pytest.mark.parametrize("name", CT_MODELS)
 def test_ct_models_reproduce_their_test_slab_psnr(name, shared_data):
     """A CT zoo model on its run's test slab of the stent volume (the same slices, the same seeded sinogram noise),
     with its recorded PSNR and above the FBP it starts from."""
-    from proxlab.data import MeasurementPairs
-    from proxlab.experiments.config import load_config
-    from proxlab.experiments.parts import SOURCES
     from proxlab.metrics import psnr
 
-    info = zoo_info(name)
-    cfg = load_config(info["config"])
-    data = cfg.data.model_copy(update={"options": {**cfg.data.options, "path": str(shared_data / "CT_stent" / "stent.npz")}})
-    task = cfg.build_task()
-    x = SOURCES.get(data.source).build(data, cfg.seed, task=task).test
-    A = task.operator(tuple(x.shape[-2:]), 1)
-    pairs = MeasurementPairs(x, A, noise=task.options["noise"], seed=cfg.seed + 2)
-    y = torch.stack([pairs[i][0] for i in range(len(pairs))])
-    model, _ = load_zoo_model(name, operator=A)
-    with torch.no_grad():
-        out = torch.cat([model(y[i:i + 8]) for i in range(0, len(y), 8)]).clamp(0, 1)
-    got = float(psnr(out, x).mean())
-    assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
+    got, A, y, x = _rerun_test_split(name, str(shared_data / "CT_stent" / "stent.npz"))
     assert got > float(psnr(A.fbp(y).clamp(0, 1), x).mean()) + 1.0
 
 
 # flow-PGD and its baselines from the flow-pgd-fashion sweep (Fashion-MNIST files: slow, skipped without them)
-FLOW_PGD_MODELS = [_flow_case(n) for n in list_zoo() if (zoo_info(n).get("config") or {}).get("name", "").startswith("flow-pgd-fashion")]
+FLOW_PGD_MODELS = [_flow_case(n) for n in list_zoo()
+                   if (zoo_info(n).get("config") or {}).get("name", "").startswith("flow-pgd-fashion")]
 
 
 @pytest.mark.parametrize("name", FLOW_PGD_MODELS)
 def test_flow_pgd_models_reproduce_their_test_psnr(name):
-    """A flow-PGD (or baseline) zoo model on its run's Fashion-MNIST test images (the same images and seeded noise), with its
-    recorded PSNR, and above the measurement it starts from."""
-    from proxlab.data import MeasurementPairs
-    from proxlab.experiments.config import load_config
-    from proxlab.experiments.parts import SOURCES
+    """A flow-PGD (or baseline) zoo model on its run's Fashion-MNIST test images (the same images and seeded noise),
+    with its recorded PSNR, and above the measurement it starts from."""
     from proxlab.metrics import psnr
 
-    info = zoo_info(name)
-    cfg = load_config(info["config"])
-    task = cfg.build_task()
-    x = SOURCES.get(cfg.data.source).build(cfg.data, cfg.seed, task=task).test[: cfg.evaluation.max_test_images]
-    A = task.operator(tuple(x.shape[-2:]), 1)
-    pairs = MeasurementPairs(x, A, noise=task.options["noise"], seed=cfg.seed + 2)
-    y = torch.stack([pairs[i][0] for i in range(len(pairs))])
-    model, _ = load_zoo_model(name, operator=A)
-    with torch.no_grad():
-        out = torch.cat([model(y[i:i + 64]) for i in range(0, len(y), 64)]).clamp(0, 1)
-    got = float(psnr(out, x).mean())
-    assert got == pytest.approx(info["test_metrics"]["model"]["mean"]["psnr"], abs=0.02)
+    got, A, y, x = _rerun_test_split(name, batch=64)
     assert got > float(psnr(A.adjoint(y).clamp(0, 1), x).mean()) + 1.0
