@@ -225,3 +225,4 @@ def test_a_sweep_run_starts_from_an_earlier_runs_weights(tmp_path):
     with pytest.raises(ValueError, match=r"sweep run tuned: its init 'run:pre' needs run 'pre' to have finished"):
         run_experiment(_write(tmp_path, {**spec, "sweep": {**spec["sweep"], "only": ["tuned"]}}),
                        out=tmp_path / "other", progress=False, echo=False)
+    assert not (tmp_path / "other" / "runs").exists()  # refused before any run folder was made

@@ -262,10 +262,11 @@ def _run_sweep(cfg: ExperimentConfig, folder: Path, progress: bool, log, main_pr
     from .report import write_run
 
     children: dict[str, dict[str, Any]] = {}
+    _check_run_inits(cfg, folder)
     for run in cfg.sweep.runs:
         child = cfg.sweep_run(run.label, known_models=list_models())
         sub = folder / "runs" / run.label
-        if (sub / "metrics.json").is_file() and (sub / "model.safetensors").is_file():
+        if _finished(sub):
             log(f"sweep run {run.label}: finished earlier, kept")
             model = _built_model(child)
             load_model_weights(sub / "model.safetensors", model)
@@ -297,17 +298,31 @@ def _run_sweep(cfg: ExperimentConfig, folder: Path, progress: bool, log, main_pr
     return RunResult(folder, metrics, "steps")
 
 
+def _finished(sub: Path) -> bool:
+    return (sub / "metrics.json").is_file() and (sub / "model.safetensors").is_file()
+
+
+def _check_run_inits(cfg: ExperimentConfig, folder: Path) -> None:
+    """Before anything trains: every run this call will train whose ``init`` is ``run:LABEL`` needs that run finished
+    in ``folder`` already or trained by this call (``sweep.only``)."""
+    labels = [r.label for r in cfg.sweep.runs]
+    to_train = [x for x in (cfg.sweep.only or labels) if not _finished(folder / "runs" / x)]
+    for label in to_train:
+        child = cfg.sweep_run(label)
+        for st in (*child.stages, child.training):
+            source = st.init[4:] if st.init.startswith("run:") else None
+            if source and source not in to_train and not _finished(folder / "runs" / source):
+                raise ValueError(f"sweep run {label}: its init {st.init!r} needs run {source!r} to have finished in "
+                                 f"{folder / 'runs'} (train it first, or add it to sweep.only)")
+
+
 def _resolve_run_inits(child: ExperimentConfig, folder: Path, finished: dict, label: str) -> ExperimentConfig:
-    """``child`` with each ``init = "run:LABEL"`` replaced by that earlier run's final weights in ``folder``;
-    a run that has not finished here is an error, raised before anything trains."""
+    """``child`` with each ``init = "run:LABEL"`` replaced by the weights that earlier run kept in ``folder``
+    (``_check_run_inits`` has made sure it is there)."""
     def resolve(st):
         if not st.init.startswith("run:"):
             return st
-        source = st.init[4:]
-        if source not in finished:
-            raise ValueError(f"sweep run {label}: its init {st.init!r} needs run {source!r} to have finished in "
-                             f"{folder / 'runs'} (train it first, e.g. without sweep.only, or add it to sweep.only)")
-        return st.model_copy(update={"init": str(finished[source]["folder"] / "model.safetensors")})
+        return st.model_copy(update={"init": str(finished[st.init[4:]]["folder"] / "model.safetensors")})
 
     return child.model_copy(update={"training": resolve(child.training),
                                     "stages": tuple(resolve(st) for st in child.stages)})
