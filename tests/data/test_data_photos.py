@@ -241,7 +241,7 @@ def test_command_line_prints_the_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(ph, "PHOTOS", tuple(sel))
     assert ph.main(["--cache", str(tmp_path / "c"), "--debs", str(debs), "--max-side", "100", "--quiet"]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == str(tmp_path / "c" / "photos") and "--set images=" in err
+    assert out.strip() == str(tmp_path / "c" / "photos") and "--set data.options.images=" in err
     assert ph.main(["--cache", str(tmp_path / "c2"), "--debs", str(tmp_path / "nowhere"), "--quiet"]) == 1
     assert "error: debs:" in capsys.readouterr().err
 
@@ -306,3 +306,23 @@ def test_real_fetch_is_complete_and_disjoint_from_set11_and_bsd68(tmp_path, shar
     tests = _test_signatures(shared_data)
     scores = {p.name: _max_similarity(root / p.split / f"{p.name}.png", tests) for p in ph.PHOTOS}
     assert max(scores.values()) < 0.5, sorted(scores.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_printed_override_is_a_valid_key_of_the_shipped_experiment(tmp_path, capsys, monkeypatch):
+    """The command the fetcher prints must load: an unknown key (``images=`` at the top level) is refused."""
+    import re
+    import shlex
+
+    from proxlab.experiments.config import load_config
+
+    sel, debs = _fake_selection(tmp_path)
+    monkeypatch.setattr(ph, "PHOTOS", tuple(sel))
+    assert ph.main(["--cache", str(tmp_path / "c"), "--debs", str(debs), "--max-side", "100", "--quiet"]) == 0
+    hint = capsys.readouterr().err
+    words = shlex.split(hint[hint.index("proxlab run"):].splitlines()[0])
+    name, sets = words[2], [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+    cfg_file = Path(ph.__file__).parents[1] / "experiments" / "configs" / f"{name}.toml"
+    cfg = load_config(cfg_file, overrides=sets)
+    assert cfg.data.options["images"] == str(tmp_path / "c" / "photos")
+    with pytest.raises(Exception, match=re.escape("images")):
+        load_config(cfg_file, overrides=[f"images={tmp_path}"])

@@ -436,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(root)
-    print(f"train ISTA-Net+ on it: proxlab run istanet-plus-cs25 --set images={root}", file=sys.stderr)
+    print(f"train ISTA-Net+ on it: proxlab run istanet-plus-cs25 --set data.options.images={root}", file=sys.stderr)
     return 0
 
 
