@@ -128,7 +128,7 @@ def main(argv=None) -> int:
             continue
         model, _ = _model(path or snaps[0])
         if path is None:
-            _load_init(cfg["init"], model, lambda m: None, keep_operator=True)  # the start, with this run's Φ/Qinit
+            _load_init(cfg["init"], model, lambda m: None)  # the start, with this run's Φ/Qinit
         else:
             load_model_weights(path, model)
         res = evaluate_set11(model, a.set11)
