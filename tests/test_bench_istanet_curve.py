@@ -1,0 +1,63 @@
+"""Smoke test of benchmarks/istanet_learning_curve.py on a two-step run made here (photo folder and Set11 stand-ins
+written by the test): the start weights are scored as step 0, each snapshot once, and a rerun reuses the scores."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "istanet_learning_curve.py"
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("istanet_learning_curve", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_images(folder: Path, names: list[str], size: int, suffix: str, seed: int) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for i, name in enumerate(names):
+        smooth = 0.5 + 0.4 * np.sin(2 * np.pi * (i + 1) * xx) * np.cos(2 * np.pi * yy)
+        img = np.clip(smooth + 0.05 * rng.standard_normal((size, size)), 0, 1)
+        Image.fromarray((img * 255).astype(np.uint8)).save(folder / f"{name}{suffix}")
+
+
+def test_curve_scores_start_and_snapshots_and_reuses_them(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    pytest.importorskip("matplotlib")
+    from proxlab.data.files import SET11_NAMES
+    from proxlab.experiments.runner import run_experiment
+
+    photos, set11 = tmp_path / "photos", tmp_path / "set11"
+    _write_images(photos / "train", ["a", "b"], 99, ".png", 0)
+    _write_images(photos / "val", ["v"], 66, ".png", 1)
+    _write_images(set11, list(SET11_NAMES), 66, ".tif", 2)
+    run = tmp_path / "run"
+    run_experiment("istanet-plus-cs25", out=run, progress=False, echo=False, overrides=[
+        f"data.options.images={photos}", "data.options.qinit_blocks=400", "data.options.val_blocks=8",
+        "training.init=zoo:istanet-plus-cs25", "training.steps=2", "training.batch_size=4",
+        "training.snapshot_every=1", "training.val_every=1", "training.precision=fp32", "evaluation.protocols=[]"])
+    bench = _load_bench()
+    argv = [str(run), "--set11", str(set11), "--out", str(tmp_path / "res"), "--name", "t"]
+    assert bench.main(argv) in (0, None)
+    data = json.loads((tmp_path / "res" / "istanet_curve_t.json").read_text())
+    rows = data["rows"]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert all(math.isfinite(r["set11_psnr"]) and 0 < r["set11_ssim"] <= 1 for r in rows)
+    assert rows[0]["val_psnr"] is None and all(math.isfinite(r["val_psnr"]) for r in rows[1:])
+    capsys.readouterr()
+    assert bench.main(argv) in (0, None)
+    again = capsys.readouterr().out
+    assert "Set11" not in again and "wrote" in again  # every score reused, nothing re-evaluated
+    assert json.loads((tmp_path / "res" / "istanet_curve_t.json").read_text())["rows"] == rows
