@@ -23,3 +23,21 @@ def shared_data() -> Path:
 def dot_tol():
     """Dot-test tolerance by dtype: float64 1e-10, float32 1e-5 (the foundation issue's bar)."""
     return {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _import_benchmark(stem: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(stem, BENCHMARKS / f"{stem}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def load_benchmark():
+    """``load_benchmark("stem")`` imports ``benchmarks/stem.py`` as a module (the scripts are not a package)."""
+    return _import_benchmark

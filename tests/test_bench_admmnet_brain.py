@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "admmnet_brain.py"
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("admmnet_brain", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.slow  # about 12 s of CPU, 30 s of wall time on a loaded 2-core machine
-def test_quick_run_writes_the_table_and_time_to_quality(shared_data, tmp_path):
+def test_quick_run_writes_the_table_and_time_to_quality(shared_data, tmp_path, load_benchmark):
     pytest.importorskip("PIL")
     pytest.importorskip("matplotlib")
-    bench = _load_bench()
+    bench = load_benchmark("admmnet_brain")
     out, figure = tmp_path / "brain.json", tmp_path / "ttq.png"
     argv = ["--quick", "--data", str(shared_data), "--out", str(out), "--figure", str(figure)]
     assert bench.main(argv) == 0

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("skimage")
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fistanet_ct.py"
 
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_fistanet_ct", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_quick_run_writes_rows_and_checks(tmp_path):
-    bench = _load_bench()
+def test_quick_run_writes_rows_and_checks(tmp_path, load_benchmark):
+    bench = load_benchmark("bench_fistanet_ct")
     out = tmp_path / "bench.json"
     assert bench.main(["--quick", "--threads", "1", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
@@ -45,13 +34,13 @@ def test_quick_run_writes_rows_and_checks(tmp_path):
     assert checks["network_output_fbp_vs_stand_in"] < 0.1
 
 
-def test_stand_in_direction_is_iradon_of_radon_residual():
+def test_stand_in_direction_is_iradon_of_radon_residual(load_benchmark):
     """The stand-in's data direction is exactly skimage's iradon(radon(v) - y), image by image."""
     import numpy as np
     import torch
     from skimage.transform import iradon, radon
 
-    bench = _load_bench()
+    bench = load_benchmark("bench_fistanet_ct")
     A = bench.ParallelBeamCT(16, 12).float()
     net = bench.SkimageFISTANet(A, phases=1, features=2)
     x = bench.phantoms(16, 2)

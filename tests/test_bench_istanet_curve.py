@@ -3,22 +3,12 @@ written by the test): the start weights are scored as step 0, each snapshot once
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "istanet_learning_curve.py"
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("istanet_learning_curve", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write_images(folder: Path, names: list[str], size: int, suffix: str, seed: int) -> None:
@@ -33,7 +23,7 @@ def _write_images(folder: Path, names: list[str], size: int, suffix: str, seed: 
         Image.fromarray((img * 255).astype(np.uint8)).save(folder / f"{name}{suffix}")
 
 
-def test_curve_scores_start_and_snapshots_and_reuses_them(tmp_path, capsys):
+def test_curve_scores_start_and_snapshots_and_reuses_them(tmp_path, capsys, load_benchmark):
     pytest.importorskip("PIL")
     pytest.importorskip("matplotlib")
     from proxlab.data.files import SET11_NAMES
@@ -48,7 +38,7 @@ def test_curve_scores_start_and_snapshots_and_reuses_them(tmp_path, capsys):
         f"data.options.images={photos}", "data.options.qinit_blocks=400", "data.options.val_blocks=8",
         "training.init=zoo:istanet-plus-cs25", "training.steps=2", "training.batch_size=4",
         "training.snapshot_every=1", "training.val_every=1", "training.precision=fp32", "evaluation.protocols=[]"])
-    bench = _load_bench()
+    bench = load_benchmark("istanet_learning_curve")
     argv = [str(run), "--set11", str(set11), "--out", str(tmp_path / "res"), "--name", "t"]
     assert bench.main(argv) in (0, None)
     data = json.loads((tmp_path / "res" / "istanet_curve_t.json").read_text())
