@@ -167,6 +167,7 @@ def test_zoo_export_load_and_architecture_check(tmp_path, monkeypatch):
     export_run(res.folder, "tiny-dncnn")
     assert zoo.list_zoo() == ["tiny-dncnn"]
     model, info = zoo.load_zoo_model("tiny-dncnn")
+    assert res.metrics["training"]["test_image_size"] == [28, 28] and info["data"]["image_size"] == [28, 28]
     assert info["task"]["name"] == "denoise" and info["training_command"] == "proxlab run tiny"
     assert info["test_metrics"]["model"]["mean"]["psnr"] == res.metrics["model"]["mean"]["psnr"]
     y = torch.rand(2, 1, 28, 28)
@@ -189,3 +190,23 @@ def test_a_folder_named_like_an_experiment_does_not_shadow_it(tmp_path, monkeypa
     (tmp_path / "my-run").mkdir()
     with pytest.raises(FileNotFoundError, match=r"my-run is a folder, not a TOML file .*proxlab run --resume my-run"):
         find_experiment("my-run")
+
+
+def test_zoo_export_does_not_need_the_runs_data(tmp_path, monkeypatch):
+    """The run records its test image size, so exporting it works after the user's data folder is gone."""
+    import proxlab.zoo as zoo
+    from proxlab.experiments import export
+
+    res = run_experiment(write(tmp_path, steps=2), out=tmp_path / "run", progress=False, echo=False)
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path / "zoo")
+
+    def gone(*args, **kwargs):
+        raise FileNotFoundError("the run's data folder was deleted")
+
+    monkeypatch.setattr(export, "_image_size", gone)  # what rebuilding the data source would meet
+    assert json.loads(export.export_run(res.folder, "tiny").read_text())["data"]["image_size"] == [28, 28]
+    metrics = json.loads((res.folder / "metrics.json").read_text())
+    del metrics["training"]["test_image_size"]  # a run made before the size was recorded: the data is rebuilt
+    (res.folder / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(FileNotFoundError, match="data folder was deleted"):
+        export.export_run(res.folder, "tiny2")

@@ -60,7 +60,8 @@ def export_run(run_dir: str | Path, name: str, zoo_dir: str | Path | None = None
             "training_command.]" if overrides else "")),
         "model": {"name": cfg.model.name, "options": options},
         "task": {"name": task.name, "options": {k: v for k, v in task.options.items() if v is not None}},
-        "data": {"source": cfg.data.source, "image_size": list(_image_size(cfg))},
+        "data": {"source": cfg.data.source, "image_size": list(raw.get("training", {}).get("test_image_size")
+                                                                or _image_size(cfg))},
         "training_command": command,
         "config": config_to_dict(cfg),
         "training_seconds": raw.get("training", {}).get("train_seconds"),
@@ -135,7 +136,8 @@ def _mask_geometry(weights: Path) -> dict[str, Any]:
 
 
 def _image_size(cfg) -> tuple[int, ...]:
-    """The size of the run's test images, as its data source builds them (padding and resizing included)."""
+    """The size of the run's test images, as its data source builds them (padding and resizing included): for
+    runs made before ``metrics.json`` recorded it (``training.test_image_size``); needs the run's data."""
     from .parts import SOURCES
 
     return tuple(int(n) for n in SOURCES.get(cfg.data.source).build(cfg.data, cfg.seed, task=cfg.build_task()).test.shape[-2:])

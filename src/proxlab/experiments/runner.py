@@ -379,6 +379,8 @@ def run_config(cfg: ExperimentConfig, folder: Path, resume: bool = False, progre
     stages = cfg.resolved_stages
     history: list[dict] = []
     info: dict[str, Any] = {"stages": [], "parameters": n_params}
+    if isinstance(splits.test, torch.Tensor) and splits.test.ndim >= 2:  # what `zoo export` records, data-free
+        info["test_image_size"] = [int(n) for n in splits.test.shape[-2:]]
     seconds = 0.0
     trainer = result = None
     for k, st in enumerate(stages):
