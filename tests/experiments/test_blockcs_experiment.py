@@ -217,3 +217,46 @@ def test_two_processes_under_torchrun_train_one_model(tmp_path):
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["blocks_per_step"] for r in ranks] == [[2, 2, 2]] * 2  # batch 4 split over 2 processes
     assert ranks[0]["wrote"] and not ranks[1]["wrote"]  # rank 1 returned before writing anything
+
+
+def test_images_folder_is_checked_when_the_config_loads(tmp_path, monkeypatch):
+    """A wrong ``data.options.images`` fails at load time (before any run folder or sweep run), naming the key."""
+    from proxlab.experiments.config import load_config
+    from proxlab.experiments.runner import find_experiment
+
+    toml = find_experiment("istanet-plus-cs25")
+    with pytest.raises(ValueError, match=r"images.*has no train/ or val/"):
+        load_config(toml, overrides=[f"data.options.images={tmp_path / 'nowhere'}"])
+    (tmp_path / "photos" / "train").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"images.*has no val/"):
+        load_config(toml, overrides=[f"data.options.images={tmp_path / 'photos'}"])
+    (tmp_path / "photos" / "val").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_config(toml, overrides=["data.options.images=photos"]).data.options["images"] == "photos"
+
+
+def test_training_blocks_are_flipped_and_rotated(monkeypatch):
+    """The sampler draws blocks and applies one of the 8 flips/rotations to each (the authors' augmentation)."""
+    from proxlab.experiments.config import load_config
+    from proxlab.experiments.parts import SOURCES
+    from proxlab.experiments.runner import find_experiment
+
+    seen = []
+    real = blockcs.augment_dihedral
+
+    def spy(x, k):
+        seen.append((x.clone(), k.clone()))
+        return real(x, k)
+
+    monkeypatch.setattr(blockcs, "augment_dihedral", spy)
+    cfg = load_config(find_experiment("istanet-plus-cs25"), overrides=["data.options.qinit_blocks=200",
+                                                                        "data.options.val_blocks=4"])
+    splits = SOURCES.get("cs_blocks").build(cfg.data, cfg.seed, task=cfg.build_task())
+    g = torch.Generator().manual_seed(0)
+    x = splits.sampler(64, g)
+    assert x.shape == (64, 1, 33, 33) and len(seen) == 1
+    raw, k = seen[0]
+    assert k.shape == (64,) and len(set(k.tolist())) > 4  # many of the 8 transforms among 64 blocks
+    moved = k != 0
+    assert torch.equal(x[~moved], raw[~moved])  # the identity leaves its blocks as drawn
+    assert all(not torch.equal(x[i], raw[i]) for i in moved.nonzero().flatten().tolist())  # the rest are changed

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data import augment_dihedral, random_patches, skimage_image
 from ..data._common import resize
@@ -128,6 +128,19 @@ class BlocksOptions(BaseModel):
     images: str = ""
     qinit_blocks: Annotated[int, Field(ge=1)] = 50_000
     val_blocks: Annotated[int, Field(ge=1)] = 512
+
+    @field_validator("images")
+    @classmethod
+    def _image_folder(cls, v: str) -> str:
+        """Checked when the config loads, before a run folder is written or a sweep's first run trains."""
+        if not v:
+            return v
+        folder = Path(v).expanduser()
+        missing = [f"{s}/" for s in ("train", "val") if not (folder / s).is_dir()]
+        if missing:
+            raise ValueError(f"expected a folder with train/ and val/ image folders (python -m proxlab.data.photos "
+                             f"writes one); {v!r} has no {' or '.join(missing)}")
+        return str(folder)
 
 
 @register_source("cs_blocks", BlocksOptions)
