@@ -5,8 +5,10 @@ snapshot is rebuilt from the settings stored in its header (model, Φ and Qinit 
 scored with the experiment's own Set11 protocol (``evaluate_set11``: ISTA-Net's test script). With
 ``init=...`` the starting weights are scored as step 0. The validation PSNR the run logged at the same
 step (blocks of its own validation images) is shown beside it. The Set11 numbers are for the report
-only: nothing here picks weights. Scores of snapshots already in the JSON are reused, so rerunning while
-the training goes on only scores the new ones. Writes ``benchmarks/results/istanet_curve_NAME.{json,md,png}``
+only: nothing here picks weights. Scores already in the JSON are reused when the file's SHA-256 matches
+(for the start: the init weights' and this run's Qinit's), so rerunning while the training goes on only
+scores the new snapshots, and a new run written to the same folder is scored afresh. The JSON is
+rewritten atomically after every scored row. Writes ``benchmarks/results/istanet_curve_NAME.{json,md,png}``
 (``NAME``: ``--name``, default the run folder's name).
 
     python benchmarks/istanet_learning_curve.py RUN_DIR [--set11 ../shared/data/Set11] [--threads 1]
@@ -26,6 +28,7 @@ from proxlab.experiments.runner import _load_init
 from proxlab.operators import BlockCompressedSensing
 from proxlab.registry import build_model
 from proxlab.training import load_model_weights
+from proxlab.training.checkpoint import _file_sha256, atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -66,10 +69,28 @@ def _val_psnr(run_dir: Path) -> dict[int, float]:
     out: dict[int, float] = {}
     if log.is_file():
         for line in log.read_text().splitlines():
-            rec = json.loads(line)
-            if "val_psnr" in rec:
+            try:  # the trainer may be writing its last line right now
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and "val_psnr" in rec:
                 out[int(rec["step"])] = float(rec["val_psnr"])
     return out
+
+
+def _init_key(spec: str, first_snapshot: Path) -> str:
+    """What the start's score depends on: the init weights and this run's Φ and Qinit (fitted on its own blocks)."""
+    import hashlib
+
+    from safetensors import safe_open
+
+    from proxlab.weights import resolve_weights
+
+    h = hashlib.sha256()
+    with safe_open(str(first_snapshot), framework="pt") as f:
+        for k in ("operator.phi", "operator.qinit"):
+            h.update(f.get_tensor(k).contiguous().numpy().tobytes())
+    return f"{_file_sha256(Path(resolve_weights(spec)))}+operator:{h.hexdigest()}"
 
 
 def _plot(rows: list[dict], path: Path, title: str) -> None:
@@ -104,27 +125,39 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(RESULTS), help="results folder")
     a = p.parse_args(argv)
     run_dir = Path(a.run_dir)
-    snaps = sorted((run_dir / "snapshots").glob("step_*.safetensors"))
+    snaps = sorted((run_dir / "snapshots").glob("step_*.safetensors"), key=lambda f: int(re.search(r"step_(\d+)", f.name).group(1)))
     if not snaps:
-        p.error(f"no snapshots in {run_dir / 'snapshots'} (train with --set snapshot_every=N)")
+        staged = sorted(f.name for f in (run_dir / "snapshots").glob("stage*_step_*.safetensors"))
+        p.error(f"no snapshots in {run_dir / 'snapshots'} (train with --set snapshot_every=N)"
+                + (f"; it holds a multi-stage run's {staged[:2]}..., which this script does not score" if staged else ""))
     torch.set_num_threads(a.threads)
     name = a.name or run_dir.name
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f"istanet_curve_{name}.json"
+    _, cfg = _model(snaps[0])
+    released = RELEASED_SET11.get(cfg["model"], {}).get(cfg["ratio"])
+    summary = {"run_dir": str(run_dir), "model": cfg["model"], "ratio": cfg["ratio"], "images": cfg.get("images", ""),
+               "init": cfg.get("init", ""), "released_set11": released,
+               "note": "Set11 scores are for the report only; the run keeps the weights best on its validation blocks",
+               "rows": []}
     done = {}
     if json_path.is_file():
-        done = {(r["file"], r["bytes"]): r for r in json.loads(json_path.read_text()).get("rows", [])}
+        try:
+            old = json.loads(json_path.read_text())
+        except ValueError:
+            old = {}
+        done = {r["sha256"]: r for r in old.get("rows", []) if isinstance(r, dict) and "sha256" in r}
     val = _val_psnr(run_dir)
-    rows: list[dict] = []
+    rows: list[dict] = summary["rows"]
     todo: list[tuple[int, Path | None]] = [(int(re.search(r"step_(\d+)", s.name).group(1)), s) for s in snaps]
-    _, cfg = _model(snaps[0])
     if cfg.get("init"):
         todo.insert(0, (0, None))
     for step, path in todo:
-        key = (path.name if path else f"init:{cfg['init']}", path.stat().st_size if path else 0)
-        if key in done:
-            rows.append({**done[key], "val_psnr": val.get(step)})
+        file = path.name if path else f"init:{cfg['init']}"
+        sha = _file_sha256(path) if path else _init_key(cfg["init"], snaps[0])
+        if sha in done:
+            rows.append({**done[sha], "step": step, "file": file, "val_psnr": val.get(step)})
             continue
         model, _ = _model(path or snaps[0])
         if path is None:
@@ -133,18 +166,17 @@ def main(argv=None) -> int:
             load_model_weights(path, model)
         res = evaluate_set11(model, a.set11)
         m = res["mean"]
-        rows.append({"step": step, "file": key[0], "bytes": key[1], "set11_psnr": m["psnr"], "set11_ssim": m["ssim"],
-                     "val_psnr": val.get(step)})
+        rows.append({"step": step, "file": file, "sha256": sha, "set11_psnr": m["psnr"], "set11_ssim": m["ssim"],
+                     "val_psnr": val.get(step), "released": released})
         print(f"step {step:>7}: Set11 {m['psnr']:.2f} dB / {m['ssim']:.4f}"
               + (f", validation {val[step]:.2f} dB" if step in val else ""), flush=True)
-    released = RELEASED_SET11.get(cfg["model"], {}).get(cfg["ratio"])
+        # the rows so far, and the earlier rows not yet reached, so an interruption loses no score
+        kept = {r["sha256"] for r in rows}
+        atomic_write_text(json_path, json.dumps({**summary, "rows": rows + [r for k, r in done.items() if k not in kept]},
+                                                indent=2))
     for r in rows:
         r["released"] = released
-    summary = {"run_dir": str(run_dir), "model": cfg["model"], "ratio": cfg["ratio"], "images": cfg.get("images", ""),
-               "init": cfg.get("init", ""), "released_set11": released,
-               "note": "Set11 scores are for the report only; the run keeps the weights best on its validation blocks",
-               "rows": rows}
-    json_path.write_text(json.dumps(summary, indent=2))
+    atomic_write_text(json_path, json.dumps(summary, indent=2))
     md = [f"# Learning curve: {cfg['model']} at {cfg['ratio']} % ({run_dir.name})", "",
           f"Set11 (ISTA-Net's protocol) of every snapshot; released weights: {released} dB. Report only, never selection.",
           "", "| step | Set11 PSNR | Set11 SSIM | validation PSNR |", "|---:|---:|---:|---:|"]

@@ -34,10 +34,14 @@ def test_curve_scores_start_and_snapshots_and_reuses_them(tmp_path, capsys, load
     _write_images(photos / "val", ["v"], 66, ".png", 1)
     _write_images(set11, list(SET11_NAMES), 66, ".tif", 2)
     run = tmp_path / "run"
-    run_experiment("istanet-plus-cs25", out=run, progress=False, echo=False, overrides=[
-        f"data.options.images={photos}", "data.options.qinit_blocks=400", "data.options.val_blocks=8",
-        "training.init=zoo:istanet-plus-cs25", "training.steps=2", "training.batch_size=4",
-        "training.snapshot_every=1", "training.val_every=1", "training.precision=fp32", "evaluation.protocols=[]"])
+
+    def train(seed: int) -> None:
+        run_experiment("istanet-plus-cs25", out=run, progress=False, echo=False, overrides=[
+            f"data.options.images={photos}", "data.options.qinit_blocks=400", "data.options.val_blocks=8",
+            "training.init=zoo:istanet-plus-cs25", "training.steps=2", "training.batch_size=4", f"seed={seed}",
+            "training.snapshot_every=1", "training.val_every=1", "training.precision=fp32", "evaluation.protocols=[]"])
+
+    train(0)
     bench = load_benchmark("istanet_learning_curve")
     argv = [str(run), "--set11", str(set11), "--out", str(tmp_path / "res"), "--name", "t"]
     assert bench.main(argv) in (0, None)
@@ -51,3 +55,19 @@ def test_curve_scores_start_and_snapshots_and_reuses_them(tmp_path, capsys, load
     again = capsys.readouterr().out
     assert "Set11" not in again and "wrote" in again  # every score reused, nothing re-evaluated
     assert json.loads((tmp_path / "res" / "istanet_curve_t.json").read_text())["rows"] == rows
+    assert (tmp_path / "res" / "istanet_curve_t.md").is_file() and (tmp_path / "res" / "istanet_curve_t.png").is_file()
+
+    # a new run in the same folder with another seed: same file names and sizes, but other weights and another
+    # random Φ (no operator.phi here), so every row, the start included, is scored afresh; a torn log line is skipped
+    import shutil
+
+    shutil.rmtree(run)
+    train(1)
+    with open(run / "checkpoints" / "log.jsonl", "a") as f:
+        f.write('{"step": 3, "val_ps')
+    assert bench.main(argv) in (0, None)
+    out = capsys.readouterr().out
+    assert all(f"step       {k}:" in out for k in (0, 1, 2))
+    new = json.loads((tmp_path / "res" / "istanet_curve_t.json").read_text())["rows"]
+    assert [r["step"] for r in new] == [0, 1, 2]
+    assert all(a["sha256"] != b["sha256"] and a["set11_psnr"] != b["set11_psnr"] for a, b in zip(new, rows))
