@@ -193,6 +193,22 @@ def test_fetch_rebuilds_an_incomplete_or_different_folder(tmp_path):
     assert (root / "train" / "pa-one.png").is_file()
     ph.fetch_photos(tmp_path / "c", debs=debs, max_side=200, progress=False, photos=sel)
     assert Image.open(root / "train" / "pb-big.png").size == (200, 100)
+    assert not list((tmp_path / "c").glob(".photos-*"))  # the replaced folder and the staging one are gone
+    assert (root.stat().st_mode & 0o777) == 0o755  # readable by other users of a shared cache
+
+
+def test_a_16_bit_grey_photo_keeps_its_tones(tmp_path):
+    """A 16-bit grey PNG is scaled to 8 bits, not clipped at 255 (which would make it almost all white)."""
+    from PIL import Image
+
+    ramp = (np.linspace(0, 65535, 64 * 32).reshape(32, 64)).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")
+    photo = ph.Photo("ramp", "pkg", "/usr/share/ramp.png", "CC0-1.0", "A", (64, 32))
+    ph._store(buf.getvalue(), photo, tmp_path / "ramp.png", max_side=1024)
+    got = np.asarray(Image.open(tmp_path / "ramp.png"))
+    assert got.dtype == np.uint8 and got.shape == (32, 64)
+    np.testing.assert_allclose(got, ramp / 257.0, atol=0.51)
 
 
 def test_fetch_default_cache_is_proxlab_cache(tmp_path, monkeypatch):

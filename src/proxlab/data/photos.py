@@ -36,6 +36,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -321,7 +322,14 @@ def _store(data: bytes, photo: Photo, dest: Path, max_side: int) -> dict:
         if img.size != tuple(photo.size):
             warnings.warn(f"{photo.package}:{photo.path} is {img.size[0]}x{img.size[1]}, the manifest says "
                           f"{photo.size[0]}x{photo.size[1]} (another package version?)", stacklevel=3)
-        im = img.convert("L" if img.mode in ("L", "LA", "I;16", "I") else "RGB")
+        if img.mode.startswith("I"):  # 16/32-bit grey: convert("L") would clip everything above 255 to white;
+            # values up to 65535 are scaled by 255/65535 (a grey image that never exceeds 255 is taken as 8-bit)
+            import numpy as np
+
+            a = np.asarray(img, dtype=np.float64)
+            im = Image.fromarray(np.clip(a * 255.0 / (65535.0 if a.max() > 255 else 255.0), 0, 255).round().astype(np.uint8))
+        else:
+            im = img.convert("L" if img.mode in ("L", "LA") else "RGB")
         w, h = im.size
         if max(w, h) > max_side:
             s = max_side / max(w, h)
@@ -412,9 +420,14 @@ def fetch_photos(cache_dir: str | os.PathLike | None = None, *, debs: str | os.P
                     "counts": {s: sum(p.split == s for p in photos) for s in ("train", "val")}, "photos": records}
         (staging / "LICENSES.txt").write_text(_licences_text(photos, versions, max_side), encoding="utf-8")
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
-        if root.exists():  # an incomplete or outdated folder
-            shutil.rmtree(root)
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide a shared cache from other users
+        old = None
+        if root.exists():  # an incomplete or outdated folder: moved aside first, so no moment lacks a folder
+            old = Path(tempfile.mkdtemp(prefix=".photos-old-", dir=base))
+            os.replace(root, old / "photos")
         staging.rename(root)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -436,7 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(root)
-    print(f"train ISTA-Net+ on it: proxlab run istanet-plus-cs25 --set data.options.images={root}", file=sys.stderr)
+    print("train ISTA-Net+ on it: proxlab run istanet-plus-cs25 --set "
+          f"data.options.images={shlex.quote(str(Path(root).resolve()))}", file=sys.stderr)
     return 0
 
 
