@@ -197,6 +197,13 @@ def test_fetch_rebuilds_an_incomplete_or_different_folder(tmp_path):
     assert (root.stat().st_mode & 0o777) == 0o755  # readable by other users of a shared cache
 
 
+def test_two_versions_of_a_package_in_debs_are_refused(tmp_path):
+    sel, debs = _fake_selection(tmp_path)
+    shutil.copy(debs / "pkg-a_1.0-1_all.deb", debs / "pkg-a_1.10-1_all.deb")
+    with pytest.raises(ValueError, match=r"debs: .* holds 2 versions of pkg-a .*keep one"):
+        ph.fetch_photos(tmp_path / "c", debs=debs, max_side=100, progress=False, photos=sel)
+
+
 def test_a_16_bit_grey_photo_keeps_its_tones(tmp_path):
     """A 16-bit grey PNG is scaled to 8 bits, not clipped at 255 (which would make it almost all white)."""
     from PIL import Image

@@ -242,7 +242,8 @@ def read_deb_members(deb: str | os.PathLike, paths: Sequence[str]) -> dict[str, 
             dpkg = shutil.which("dpkg-deb")
             if dpkg is None:
                 raise RuntimeError(f"deb {deb}: its data.tar.zst needs dpkg-deb to decompress, and dpkg-deb is not on PATH")
-            proc = subprocess.Popen([dpkg, "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+            proc = subprocess.Popen([dpkg, "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL)  # stopping early makes it complain of a broken pipe
             stream = proc.stdout
         elif name in ("data.tar", "data.tar.xz", "data.tar.gz", "data.tar.bz2"):
             stream = io.BufferedReader(_Slice(f, offset, size), buffer_size=1 << 20)
@@ -271,8 +272,11 @@ def _find_debs(folder: Path, packages: Sequence[str]) -> dict[str, Path]:
     found, missing = {}, []
     for pkg in packages:
         hits = sorted(folder.glob(f"{pkg}_*.deb"))
+        if len(hits) > 1:  # picking by name would rank 1.9 above 1.10
+            raise ValueError(f"debs: {folder} holds {len(hits)} versions of {pkg} ({', '.join(h.name for h in hits)}); "
+                             "keep one")
         if hits:
-            found[pkg] = hits[-1]
+            found[pkg] = hits[0]
         else:
             missing.append(pkg)
     if missing:
