@@ -56,7 +56,7 @@ def test_recomputed_encode_saves_no_activations_per_layer():
     """Only the output state is saved for the backward pass, however deep the flow."""
     saved = {}
     for steps in (1, 4):
-        flow = Glow(1, levels=2, steps=steps, hidden=8, image_size=8)
+        flow = Glow(1, levels=2, steps=steps, hidden=8, image_size=8).eval()
         x = torch.rand(2, 1, 8, 8, requires_grad=True)
         n = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: n.append(t.numel()) or t, lambda t: t):

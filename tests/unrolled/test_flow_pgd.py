@@ -66,10 +66,61 @@ def test_start_is_the_flows_mode_and_folds_follow_the_paper():
     assert len(net.flows) == 3 and net.step_sizes().shape == (4,) and net.shrinkages().shape == (3,)
 
 
-def test_no_shrinkage_and_a_full_step_return_y_when_denoising():
-    net = FlowPGD(Denoising(), _flow(3), folds=3, step_size=1.0, shrinkage=1e-12, memory_saving=False).to(D)
+@pytest.mark.parametrize("saving", [False, True])
+def test_without_shrinkage_the_folds_are_plain_gradient_descent(saving):
+    """λ → 0 makes each fold g(f(x̃)) = x̃, so K folds are K gradient steps from g(0): x_{k+1} = x_k − μ(x_k − y)
+    when denoising. It holds only if every flow inverts exactly; λ > 0 must move the output away from it."""
+    A = Denoising()
+    y = _y(A)
+    net = FlowPGD(A, _flow(3), folds=3, step_size=0.5, shrinkage=1e-12, memory_saving=saving).to(D)
+    x = net.start(y)
+    for _ in range(3):
+        x = x - 0.5 * (x - y)
+    torch.testing.assert_close(net(y), x, rtol=1e-6, atol=1e-8)  # μ is a float32 parameter
+    shrunk = FlowPGD(A, _flow(3), folds=3, step_size=0.5, shrinkage=0.5, memory_saving=saving).to(D)
+    assert float((shrunk(y) - x).detach().abs().max()) > 1e-3
+
+
+def test_the_callers_flow_is_copied_and_actnorm_never_initialises_mid_fold():
+    """Two nets from one Glow share nothing with it; in training mode an untrained flow's ActNorm stays as built
+    (no data-dependent init on the first fold's input), so the memory-saving gradients still equal autograd's."""
+    flow = Glow(1, levels=2, steps=2, hidden=8, image_size=8).to(D)  # never run: ActNorm not initialised
+    a, b = FlowPGD(Denoising(), flow, folds=3), FlowPGD(Denoising(), flow, folds=3, train_flows=False)
+    assert a.flows[0] is not flow and b.flows[0] is not a.flows[0]
+    assert all(p.requires_grad for p in flow.parameters()) and all(p.requires_grad for p in a.flows.parameters())
+    assert not any(bool(m.initialized) for m in flow.modules() if hasattr(m, "initialized"))
     y = _y(Denoising())
-    torch.testing.assert_close(net(y), y, rtol=1e-8, atol=1e-10)
+    grads = {}
+    for saving in (False, True):
+        net = FlowPGD(Denoising(), flow, folds=3, step_size=0.5, memory_saving=saving).to(D).train()
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        net(y).square().sum().backward()
+        assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the forward changed nothing
+        grads[saving] = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}
+    for n, g in grads[False].items():
+        torch.testing.assert_close(grads[True][n], g, rtol=1e-6, atol=1e-9, msg=n)
+
+
+def test_recomputation_refuses_a_flow_that_would_initialise_inside_it():
+    from proxlab.priors.flow_recompute import decode_recomputed, encode_recomputed
+
+    flow = Glow(1, levels=2, steps=1, hidden=8, image_size=8).to(D).train()
+    with pytest.raises(ValueError, match="encode_recomputed: the flow's ActNorm layers are not initialised"):
+        encode_recomputed(flow, torch.rand(2, 1, 8, 8, dtype=D))
+    with pytest.raises(ValueError, match="decode_recomputed: the flow's ActNorm layers are not initialised"):
+        decode_recomputed(flow, torch.zeros(2, 64, dtype=D), 8, 8)
+    flow.eval()
+    assert encode_recomputed(flow, torch.rand(2, 1, 8, 8, dtype=D)).shape == (2, 64)
+
+
+def test_recomputed_pass_reports_a_non_finite_output():
+    from proxlab.priors.flow_recompute import encode_recomputed
+
+    flow = _flow()
+    x = torch.rand(2, 1, 8, 8, dtype=D)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="encode_recomputed"):
+        encode_recomputed(flow, x)
 
 
 def test_tied_flows_and_the_registered_model(tmp_path):

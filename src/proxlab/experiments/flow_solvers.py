@@ -58,7 +58,7 @@ def latent_map(flow, A, y: torch.Tensor, lam: float, iters: int = 50, lr: float 
         opt.zero_grad()
         r = A(flow.inverse(z, h, w)) - y
         loss = 0.5 * (r * r).sum() + lam * (z * z).sum()
-        loss.backward()
+        (z.grad,) = torch.autograd.grad(loss, [z])  # not into the flow's parameters
         opt.step()
     with torch.no_grad():
         return flow.inverse(z, h, w)

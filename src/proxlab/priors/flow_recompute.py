@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .flow import AffineCoupling, Glow
+from .flow import ActNorm, AffineCoupling, Glow, _finite
 
 __all__ = ["encode_recomputed", "decode_recomputed"]
 
@@ -115,16 +115,33 @@ class _Recomputed(torch.autograd.Function):
         return (None, None, grad_h, grad_done, *grads)
 
 
+def _check_ready(flow: Glow, where: str) -> None:
+    """The rebuild applies each layer again: an ActNorm that would still initialise itself from data (training
+    mode, never run) would do so inside the backward pass, with other data than the forward pass saw."""
+    if flow.training and any(isinstance(m, ActNorm) and not bool(m.initialized) for m in flow.modules()):
+        raise ValueError(f"{where}: the flow's ActNorm layers are not initialised yet and it is in training mode, so "
+                         "they would initialise from data in the middle of the recomputed pass; run the flow once on "
+                         "a batch in training mode first (Glow's data-dependent init), load trained weights, or call "
+                         "flow.eval()")
+
+
+def _checked(flow: Glow, t: torch.Tensor, where: str) -> torch.Tensor:
+    if flow.check_finite:  # the plain pass names the layer; here the layers run inside one autograd Function
+        _finite(t, where)
+    return t
+
+
 def encode_recomputed(flow: Glow, x: torch.Tensor) -> torch.Tensor:
     r""":math:`f(x)` as :meth:`Glow.encode`, but its backward pass recomputes the activations from the output
     (memory independent of the flow's depth; compute grows by about one forward pass: a coupling's network is
     evaluated once to rebuild both its input and its graph). The log-det is not
     computed (the flow-unrolled method does not need it)."""
     flow._check_input(x)
+    _check_ready(flow, "encode_recomputed")
     ops = _layer_ops(flow, x.shape[2], x.shape[3])
     params = [p for p in flow.parameters()]
     h, done = _Recomputed.apply(ops, False, x, x.new_zeros(x.shape[0], 0), *params)
-    return torch.cat([done, h.flatten(1)], 1)
+    return _checked(flow, torch.cat([done, h.flatten(1)], 1), "encode_recomputed")
 
 
 def decode_recomputed(flow: Glow, z: torch.Tensor, height: int | None = None, width: int | None = None) -> torch.Tensor:
@@ -136,8 +153,9 @@ def decode_recomputed(flow: Glow, z: torch.Tensor, height: int | None = None, wi
     if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != d:
         got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
         raise ValueError(f"z: expected a flat latent (B, {d}) for {height}×{width} images, got {got}")
+    _check_ready(flow, "decode_recomputed")
     ops = _layer_ops(flow, height, width)
     params = [p for p in flow.parameters()]
     last = z[:, d - c * hh * ww:].reshape(-1, c, hh, ww)
     x, done = _Recomputed.apply(ops, True, last, z[:, : d - c * hh * ww], *params)
-    return x
+    return _checked(flow, x, "decode_recomputed")

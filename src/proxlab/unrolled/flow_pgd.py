@@ -30,7 +30,7 @@ from torch import nn
 
 from .._checks import check_positive
 from ..operators import LinearOperator
-from ..priors.flow import Glow
+from ..priors.flow import ActNorm, Glow
 from ..priors.flow_recompute import decode_recomputed, encode_recomputed
 from ..solvers.steps import Scalar, gradient_step
 from .base import OperatorNormCache
@@ -61,6 +61,11 @@ class FlowPGD(OperatorNormCache, nn.Module):
     train_flows:
         ``False`` freezes the flows (``requires_grad=False``): only μ and λ are learned — the paper's PnP-GLOW
         baseline (its Table II).
+
+    The folds hold copies of ``flow`` (the caller's module is left as it is). ActNorm's data-dependent
+    initialisation is switched off in them: the flow is meant to arrive pre-trained, and an initialisation on the
+    first fold's input would change the start ``g(0)`` after it was computed, break the memory-saving rebuild and
+    move a frozen flow. An untrained flow keeps its ActNorm layers as they are (the identity, as built).
     """
 
     def __init__(self, operator: LinearOperator, flow: Glow | Callable[[], Glow], folds: int = 4, tied: bool = False,
@@ -70,13 +75,16 @@ class FlowPGD(OperatorNormCache, nn.Module):
             raise TypeError(f"operator: expected a proxlab LinearOperator, got {type(operator).__name__}")
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
             raise ValueError(f"folds: expected an int >= 1, got {folds!r}")
-        first = flow if isinstance(flow, nn.Module) else flow()
+        first = copy.deepcopy(flow) if isinstance(flow, nn.Module) else flow()  # fine-tuning leaves the caller's flow
         if not isinstance(first, Glow):
             raise TypeError(f"flow: expected a proxlab.priors.flow.Glow (or a factory of one), got {type(first).__name__}")
         make = (lambda: copy.deepcopy(first)) if isinstance(flow, nn.Module) else flow
         n_flows = 1 if tied else max(folds - 1, 1)
         self.operator, self.folds, self.tied, self.memory_saving = operator, folds, bool(tied), bool(memory_saving)
         self.flows = nn.ModuleList([first] + [make() for _ in range(n_flows - 1)])
+        for m in self.flows.modules():  # no data-dependent init in the middle of a fold (see the class notes)
+            if isinstance(m, ActNorm):
+                m.initialized.fill_(1)
         self.flows.requires_grad_(bool(train_flows))
         self.train_flows = bool(train_flows)
         n = 1 if tied else folds
