@@ -37,6 +37,7 @@ def test_latent_map_lowers_its_objective_and_shrinks_with_lambda():
     A = Denoising()
     y = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
 
+    @torch.no_grad()
     def objective(rec, lam):
         z = flow.encode(rec)
         return float(0.5 * ((rec - y) ** 2).sum() + lam * (z * z).sum())
