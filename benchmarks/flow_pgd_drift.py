@@ -1,0 +1,83 @@
+"""How far does end-to-end training move a flow-PGD model's flows from the pre-trained GLOW they start from?
+
+For each fold's flow of flow-PGD weights (a ``.safetensors`` file, a run's ``model.safetensors`` or ``zoo:NAME``):
+the relative change of all its parameters, ``‖θ_k − θ₀‖ / ‖θ₀‖``, the largest relative change of one tensor, and the
+learned step sizes μ_k (multiples of 1/‖A‖²) and shrinkages λ_k. Reads tensors only (no model is built, nothing
+is run), so it costs a second. Prints a table; writes ``benchmarks/results/flow_pgd_drift.json`` (one entry per
+weights argument, keyed by its label).
+
+    python benchmarks/flow_pgd_drift.py zoo:flowpgd-fashion-denoise RUN/model.safetensors [--base zoo:glow-fashion]
+        [--labels tenth full] [--out JSON]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from proxlab.unrolled.flow_pgd import _SHRINK, _STEP
+from proxlab.weights import resolve_weights
+
+OUT = Path(__file__).resolve().parent / "results" / "flow_pgd_drift.json"
+
+
+def drift(weights: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict:
+    """Per fold: relative L2 change of the flow's parameters from ``base``, largest per-tensor change, μ, λ."""
+    folds = sorted({int(k.split(".")[1]) for k in weights if k.startswith("flows.")})
+    if not folds:
+        raise ValueError("weights: expected flow-PGD weights (tensors named flows.K.*), found none")
+    rows = []
+    for k in folds:
+        prefix = f"flows.{k}."
+        own = {n[len(prefix):]: t for n, t in weights.items() if n.startswith(prefix)}
+        missing = sorted(set(base) ^ set(own))
+        if missing:
+            raise ValueError(f"base: fold {k}'s flow and the base GLOW differ in tensors, e.g. {missing[:3]}")
+        diff2 = sum(float(((own[n].double() - base[n].double()) ** 2).sum()) for n in base)
+        norm2 = sum(float((base[n].double() ** 2).sum()) for n in base)
+        worst = max(((float((own[n].double() - base[n].double()).norm()) / max(float(base[n].double().norm()), 1e-12), n)
+                     for n in base), key=lambda t: t[0])
+        rows.append({"fold": k + 1, "relative_change": (diff2 / norm2) ** 0.5, "largest_tensor_change": worst[0],
+                     "largest_tensor": worst[1]})
+    return {"folds": rows, "step_sizes": _STEP.value(weights["raw_step_size"]).tolist(),
+            "shrinkages": _SHRINK.value(weights["raw_shrinkage"]).tolist()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("weights", nargs="+", help="flow-PGD weights: .safetensors paths or zoo:NAME")
+    p.add_argument("--base", default="zoo:glow-fashion", help="the pre-trained GLOW the folds started from")
+    p.add_argument("--labels", nargs="*", default=None, help="one label per weights argument (default: the argument)")
+    p.add_argument("--out", default=str(OUT))
+    a = p.parse_args(argv)
+    labels = a.labels or a.weights
+    if len(labels) != len(a.weights):
+        p.error(f"--labels: expected {len(a.weights)} labels (one per weights argument), got {len(labels)}")
+    base = load_file(str(resolve_weights(a.base)))
+    report = {"base": a.base}
+    print("| weights | fold | ‖θ−θ₀‖/‖θ₀‖ | largest tensor change | μ_k | λ_k |\n|---|---|---|---|---|---|")
+    for label, spec in zip(labels, a.weights):
+        r = drift(load_file(str(resolve_weights(spec))), base)
+        report[label] = {"weights": spec, **r}
+        for i, row in enumerate(r["folds"]):
+            mu = r["step_sizes"][min(i, len(r["step_sizes"]) - 1)]
+            lam = r["shrinkages"][min(i, len(r["shrinkages"]) - 1)]
+            print(f"| {label} | {row['fold']} | {row['relative_change']:.2e} | {row['largest_tensor_change']:.2e} "
+                  f"({row['largest_tensor']}) | {mu:.3f} | {lam:.4f} |")
+        print(f"| {label} | last fold (no flow) | | | {r['step_sizes'][-1]:.3f} | |")
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
