@@ -1,12 +1,13 @@
 """How far does end-to-end training move a flow-PGD model's flows from the pre-trained GLOW they start from?
 
-For each fold's flow of flow-PGD weights (a ``.safetensors`` file, a run's ``model.safetensors`` or ``zoo:NAME``):
+For each fold's flow of flow-PGD weights (a ``.safetensors`` file, ``zoo:NAME``, or a run folder: its
+``model.safetensors``, and then its test PSNR / SSIM and training seconds from its ``metrics.json`` too):
 the relative change of all its parameters, ``‖θ_k − θ₀‖ / ‖θ₀‖``, the largest relative change of one tensor, and the
 learned step sizes μ_k (multiples of 1/‖A‖²) and shrinkages λ_k. Reads tensors only (no model is built, nothing
 is run), so it costs a second. Prints a table; writes ``benchmarks/results/flow_pgd_drift.json`` (one entry per
 weights argument, keyed by its label).
 
-    python benchmarks/flow_pgd_drift.py zoo:flowpgd-fashion-denoise RUN/model.safetensors [--base zoo:glow-fashion]
+    python benchmarks/flow_pgd_drift.py zoo:flowpgd-fashion-denoise RUN/runs/glow-denoise [--base zoo:glow-fashion]
         [--labels tenth full] [--out JSON]
 """
 
@@ -49,6 +50,22 @@ def drift(weights: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> di
             "shrinkages": _SHRINK.value(weights["raw_shrinkage"]).tolist()}
 
 
+def _weights_and_scores(spec: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors of ``spec`` and, for a run folder, its test scores and training time."""
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        return load_file(str(resolve_weights(spec))), {}
+    if not (folder / "model.safetensors").is_file():
+        raise FileNotFoundError(f"weights: {spec!r} is a folder without model.safetensors (a finished run's folder "
+                                "holds one; a sweep's runs are in RUN/runs/LABEL)")
+    scores = {}
+    if (folder / "metrics.json").is_file():
+        m = json.loads((folder / "metrics.json").read_text())
+        scores = {"test": m.get("model", {}).get("mean", {}), "train_seconds": m.get("training", {}).get("train_seconds"),
+                  "steps": m.get("training", {}).get("steps")}
+    return load_file(str(folder / "model.safetensors")), scores
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("weights", nargs="+", help="flow-PGD weights: .safetensors paths or zoo:NAME")
@@ -63,14 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     report = {"base": a.base}
     print("| weights | fold | ‖θ−θ₀‖/‖θ₀‖ | largest tensor change | μ_k | λ_k |\n|---|---|---|---|---|---|")
     for label, spec in zip(labels, a.weights):
-        r = drift(load_file(str(resolve_weights(spec))), base)
-        report[label] = {"weights": spec, **r}
+        tensors, scores = _weights_and_scores(spec)
+        r = drift(tensors, base)
+        report[label] = {"weights": spec, **r, **scores}
         for i, row in enumerate(r["folds"]):
             mu = r["step_sizes"][min(i, len(r["step_sizes"]) - 1)]
             lam = r["shrinkages"][min(i, len(r["shrinkages"]) - 1)]
             print(f"| {label} | {row['fold']} | {row['relative_change']:.2e} | {row['largest_tensor_change']:.2e} "
                   f"({row['largest_tensor']}) | {mu:.3f} | {lam:.4f} |")
         print(f"| {label} | last fold (no flow) | | | {r['step_sizes'][-1]:.3f} | |")
+        if scores.get("test"):
+            print(f"| {label} | test PSNR / SSIM {scores['test'].get('psnr', float('nan')):.2f} / "
+                  f"{scores['test'].get('ssim', float('nan')):.3f} after {scores['steps']} steps | | | | |")
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")

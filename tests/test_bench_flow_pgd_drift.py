@@ -51,3 +51,21 @@ def test_drift_refuses_weights_without_flows(tmp_path, load_benchmark):
     bench = load_benchmark("flow_pgd_drift")
     with pytest.raises(ValueError, match="flows.K"):
         bench.drift({"weight": torch.zeros(2)}, {"weight": torch.zeros(2)})
+
+
+def test_a_run_folder_brings_its_scores(tmp_path, load_benchmark):
+    bench = load_benchmark("flow_pgd_drift")
+    _weights(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "fpgd.safetensors").rename(run / "model.safetensors")
+    (run / "metrics.json").write_text(json.dumps({"model": {"mean": {"psnr": 17.5, "ssim": 0.5}},
+                                                  "training": {"train_seconds": 12.0, "steps": 100}}))
+    out = tmp_path / "drift.json"
+    assert bench.main([str(run), "--base", str(tmp_path / "base.safetensors"), "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())[str(run)]
+    assert rep["test"] == {"psnr": 17.5, "ssim": 0.5} and rep["train_seconds"] == 12.0 and rep["steps"] == 100
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        bench.main([str(empty), "--base", str(tmp_path / "base.safetensors"), "--out", str(out)])
