@@ -7,7 +7,8 @@ zero cannot learn. The stent volume is dim (mean 0.018 after / 2000; 74 % of vox
 
 A network whose codes are mostly dead also carries values that decay towards zero, and subnormal floats are slow
 on a CPU: with ``--weights FILE`` (a trained FISTA-Net at 60 views, e.g. ``zoo:fistanet-ct60``) the script also times
-one training step (batch 1, the fistanet loss) with subnormals kept and flushed to zero, interleaved, median of 5.
+one training step (batch 1, the fistanet loss) with subnormals kept and flushed to zero, interleaved, median of 5;
+the timings of every weights file measured so far stay in the JSON (keyed by ``--weights``).
 
     python benchmarks/fistanet_code_activity.py [--volume ~/.cache/proxlab/ct/stent.npz] [--weights zoo:fistanet-ct60]
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,15 @@ def step_seconds(weights: str, x: torch.Tensor, repeats: int = 5) -> dict[str, f
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
+def merge_step_seconds(earlier: dict, weights: str, t: dict[str, float]) -> dict:
+    """The step timings of every weights file measured so far, keyed by the ``--weights`` argument, with this one's
+    (a file written before the timings were keyed, ``{"weights": ..., "kept": ...}``, is read as one entry)."""
+    merged = {earlier["weights"]: {k: v for k, v in earlier.items() if k != "weights"}} if "weights" in earlier else dict(earlier)
+    merged[weights] = {**t, "ratio": t["kept"] / t["flushed"],
+                       "command": f"python benchmarks/fistanet_code_activity.py --weights {weights}"}
+    return merged
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--volume", default="~/.cache/proxlab/ct/stent.npz")
@@ -89,13 +100,17 @@ def main() -> None:
     for label, r in rows.items():
         print(f"{label:34s} {r['mean_intensity']:7.4f}  " + " ".join(f"{v:6.4f}" for v in r["nonzero_code_fraction"]))
     result = {"command": "python benchmarks/fistanet_code_activity.py", "angles": 60, "noise": 0.5, "rows": rows}
+    out = Path(args.out)
+    earlier = json.loads(out.read_text()).get("step_seconds", {}) if out.is_file() else {}
+    result["step_seconds"] = earlier
     if args.weights:
         t = step_seconds(args.weights, ct[1:2])
-        result["step_seconds"] = {"weights": args.weights, **t, "ratio": t["kept"] / t["flushed"]}
-        result["command"] += f" --weights {args.weights}"
+        result["step_seconds"] = merge_step_seconds(earlier, args.weights, t)
         print(f"one training step with {args.weights}: subnormals kept {t['kept']:.3f} s, flushed {t['flushed']:.3f} s "
               f"({t['kept'] / t['flushed']:.2f}x)")
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, out)
     print(f"wrote {args.out}")
 
 
