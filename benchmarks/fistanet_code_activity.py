@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ import torch
 
 from proxlab.data import MeasurementPairs, random_ellipses
 from proxlab.operators import ParallelBeamCT
+from proxlab.training.checkpoint import atomic_write_text
 from proxlab.unrolled import FISTANet
 
 STARTS = (None, 0.03, 0.01, 0.003)
@@ -108,9 +108,7 @@ def main() -> None:
         result["step_seconds"] = merge_step_seconds(earlier, args.weights, t)
         print(f"one training step with {args.weights}: subnormals kept {t['kept']:.3f} s, flushed {t['flushed']:.3f} s "
               f"({t['kept'] / t['flushed']:.2f}x)")
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=1))
     print(f"wrote {args.out}")
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from proxlab.training.checkpoint import atomic_write_text
 from proxlab.unrolled.flow_pgd import _SHRINK, _STEP
 from proxlab.weights import resolve_weights
 
@@ -40,12 +40,11 @@ def drift(weights: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> di
         missing = sorted(set(base) ^ set(own))
         if missing:
             raise ValueError(f"base: fold {k}'s flow and the base GLOW differ in tensors, e.g. {missing[:3]}")
-        diff2 = sum(float(((own[n].double() - base[n].double()) ** 2).sum()) for n in base)
-        norm2 = sum(float((base[n].double() ** 2).sum()) for n in base)
-        worst = max(((float((own[n].double() - base[n].double()).norm()) / max(float(base[n].double().norm()), 1e-12), n)
-                     for n in base), key=lambda t: t[0])
-        rows.append({"fold": k + 1, "relative_change": (diff2 / norm2) ** 0.5, "largest_tensor_change": worst[0],
-                     "largest_tensor": worst[1]})
+        d = {n: float((own[n].double() - base[n].double()).norm()) for n in base}  # one pass per tensor
+        b = {n: float(base[n].double().norm()) for n in base}
+        worst = max(base, key=lambda n: d[n] / max(b[n], 1e-12))
+        rows.append({"fold": k + 1, "relative_change": (sum(v * v for v in d.values()) / sum(v * v for v in b.values())) ** 0.5,
+                     "largest_tensor_change": d[worst] / max(b[worst], 1e-12), "largest_tensor": worst})
     return {"folds": rows, "step_sizes": _STEP.value(weights["raw_step_size"]).tolist(),
             "shrinkages": _SHRINK.value(weights["raw_shrinkage"]).tolist()}
 
@@ -94,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{scores['test'].get('ssim', float('nan')):.3f} after {scores['steps']} steps | | | | |")
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(report, indent=1))
     return 0
 
 
