@@ -260,3 +260,37 @@ def test_training_blocks_are_flipped_and_rotated(monkeypatch):
     moved = k != 0
     assert torch.equal(x[~moved], raw[~moved])  # the identity leaves its blocks as drawn
     assert all(not torch.equal(x[i], raw[i]) for i in moved.nonzero().flatten().tolist())  # the rest are changed
+
+
+def test_scales_options_set_the_training_and_validation_resolutions(tmp_path):
+    """``scales`` / ``val_scales`` choose the resolutions of the pool and of the validation images; the defaults
+    give the pool of before (scale 1 then 1/2) and the validation images at scale 1."""
+    from proxlab.experiments.config import load_config
+    from proxlab.experiments.parts import SOURCES
+    from proxlab.experiments.runner import find_experiment
+
+    folder = _photo_folder(tmp_path / "photos", train_sizes=((80, 70), (140, 132)), val_sizes=((60, 50), (132, 140)))
+    pool, val = blockcs.folder_images(folder, scales=(0.5, 0.25), val_scales=(1.0, 0.5))
+    assert [tuple(im.shape[-2:]) for im in pool] == [(35, 40), (66, 70), (33, 35)]  # 80x70 at 1/4 is dropped
+    assert [tuple(im.shape[-2:]) for im in val] == [(50, 60), (140, 132), (70, 66)]
+    full = blockcs.folder_images(folder)[0]
+    torch.testing.assert_close(pool[0], full[2], rtol=0, atol=0)  # the same anti-aliased half as the default pool
+    assert blockcs.at_scales(full[:1], (1.0,))[0] is full[0]
+    for bad in ((), (0.0,), (1.5,)):
+        with pytest.raises(ValueError, match=r"scales: expected a non-empty list of factors in \(0, 1\]"):
+            blockcs.at_scales(full, bad)
+
+    toml = find_experiment("istanet-plus-cs25")
+    with pytest.raises(ConfigError, match=r"^data\.options\.scales\[0\]: expected a number > 0, got 0\.0"):
+        load_config(toml, overrides=[f"data.options.images={folder}", "data.options.scales=[0.0]"])
+    with pytest.raises(ConfigError, match=r"^data\.options\.val_scales: "):
+        load_config(toml, overrides=[f"data.options.images={folder}", "data.options.val_scales=[]"])
+    cfg = load_config(toml, overrides=[f"data.options.images={folder}", "data.options.scales=[0.5, 0.25]",
+                                       "data.options.val_scales=[0.5]", "data.options.qinit_blocks=50",
+                                       "data.options.val_blocks=6"])
+    splits = SOURCES.get("cs_blocks").build(cfg.data, cfg.seed, task=cfg.build_task())
+    assert splits.val.shape == (6, 1, 33, 33) and splits.extra["pool_images"] == 3
+    cfg = load_config(toml, overrides=[f"data.options.images={folder}", "data.options.val_scales=[0.1]"])
+    with pytest.raises(ValueError, match=r"data\.options\.val_scales: every validation image is smaller than one "
+                                         r"33x33 block at scales \[0\.1\]"):
+        SOURCES.get("cs_blocks").build(cfg.data, cfg.seed, task=cfg.build_task())

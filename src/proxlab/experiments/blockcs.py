@@ -8,7 +8,10 @@ r"""Block compressed sensing (ISTA-Net's setting, Zhang & Ghanem, CVPR 2018) as 
   (:data:`TRAIN_IMAGES`; ``camera`` is left out, it is Set11's *cameraman*) and PyWavelets' ``aero`` and
   ``ascent`` — at full and half resolution, with ``chelsea`` held out for validation; ``images = FOLDER``
   takes the grey images of ``FOLDER/train`` (both scales) and validates on ``FOLDER/val`` (the photo set
-  that ``python -m proxlab.data.photos`` writes). Set11 and BSD68 are never used for training or tuning.
+  that ``python -m proxlab.data.photos`` writes). ``scales`` (default ``[1.0, 0.5]``) and ``val_scales``
+  (default ``[1.0]``) set the resolutions the training and validation images are used at (anti-aliased
+  downscaling; a scaled copy smaller than one block is left out): a block of a 1024-px photo holds finer
+  detail than a block of Set11's 256-px images. Set11 and BSD68 are never used for training or tuning.
 - loss ``istanet``: MSE + ``gamma`` × ISTA-Net's symmetry term (returned with the output:
   ``net(y, return_aux=True)``); ``channels_last`` / ``compile`` train in channels-last memory format / with a
   ``torch.compile``'d forward (the weights are the same module either way; evaluation runs uncompiled).
@@ -24,7 +27,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Sequence
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -37,7 +40,7 @@ from .datasets import Splits
 from .parts import LossContext, RunContext, Section, register_loss, register_protocol, register_source
 
 __all__ = ["TRAIN_IMAGES", "PYWT_IMAGES", "VAL_IMAGE", "PAPER_SET11", "RELEASED_SET11", "training_images",
-           "folder_images", "block_operator", "evaluate_set11", "set11_scores", "whole_psnr"]
+           "at_scales", "folder_images", "block_operator", "evaluate_set11", "set11_scores", "whole_psnr"]
 
 #: scikit-image photographs used for training (``camera`` = Set11's cameraman is excluded).
 TRAIN_IMAGES = ("astronaut", "brick", "clock", "coffee", "coins", "grass", "gravel", "hubble_deep_field",
@@ -53,25 +56,36 @@ RELEASED_SET11 = {"istanet-plus": {1: 17.45, 4: 21.56, 10: 26.49, 25: 32.44, 30:
 _OPTS = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def training_images() -> list[torch.Tensor]:
-    """The bundled training pool: :data:`TRAIN_IMAGES` and PyWavelets' images, grey in [0, 1], at scales 1 and 1/2."""
+def training_images(scales: Sequence[float] = (1.0, 0.5)) -> list[torch.Tensor]:
+    """The bundled training pool: :data:`TRAIN_IMAGES` and PyWavelets' images, grey in [0, 1], at ``scales``."""
     import numpy as np
     import pywt.data
 
     imgs = [skimage_image(n, grey=True) for n in TRAIN_IMAGES]
     imgs += [torch.from_numpy(np.asarray(getattr(pywt.data, n)(), dtype=np.float32) / 255.0)[None, None]
              for n in PYWT_IMAGES]
-    return _with_halves(imgs)
+    return at_scales(imgs, scales)
 
 
-def _with_halves(imgs: list[torch.Tensor]) -> list[torch.Tensor]:
-    halves = [resize(im, (im.shape[-2] // 2, im.shape[-1] // 2)) for im in imgs]
-    return imgs + [h for h in halves if min(h.shape[-2:]) >= 33]
+def at_scales(imgs: Sequence[torch.Tensor], scales: Sequence[float]) -> list[torch.Tensor]:
+    """Every image at every scale in ``scales`` (scale by scale; anti-aliased; sides floored), leaving out the
+    scaled copies smaller than one 33×33 block. Scale 1 keeps the image itself."""
+    bad = [s for s in scales if not (isinstance(s, (int, float)) and 0 < s <= 1)]
+    if not scales or bad:
+        raise ValueError(f"scales: expected a non-empty list of factors in (0, 1], got {list(scales)!r}")
+    out = []
+    for s in scales:
+        for im in imgs:
+            small = im if s == 1 else resize(im, (int(im.shape[-2] * s), int(im.shape[-1] * s)))
+            if min(small.shape[-2:]) >= 33:
+                out.append(small)
+    return out
 
 
-def folder_images(folder: str | Path) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """``(pool, val)`` from an image folder: the grey images of ``folder/train`` at scales 1 and 1/2, and
-    those of ``folder/val`` at scale 1."""
+def folder_images(folder: str | Path, scales: Sequence[float] = (1.0, 0.5),
+                  val_scales: Sequence[float] = (1.0,)) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``(pool, val)`` from an image folder: the grey images of ``folder/train`` at ``scales`` (default 1 and
+    1/2), and those of ``folder/val`` at ``val_scales`` (default 1)."""
     from ..data import ImageFolder
 
     folder = Path(folder).expanduser()
@@ -88,7 +102,7 @@ def folder_images(folder: str | Path) -> tuple[list[torch.Tensor], list[torch.Te
             raise ValueError(f"data.options.images: {root} has images smaller than one 33x33 block: {small}")
         return imgs
 
-    return _with_halves(load("train")), load("val")
+    return at_scales(load("train"), scales), at_scales(load("val"), val_scales)
 
 
 def block_operator(task, seed: int, pool: list[torch.Tensor], qinit_blocks: int) -> BlockCompressedSensing:
@@ -128,6 +142,8 @@ class BlocksOptions(BaseModel):
     images: str = ""
     qinit_blocks: Annotated[int, Field(ge=1)] = 50_000
     val_blocks: Annotated[int, Field(ge=1)] = 512
+    scales: Annotated[tuple[Annotated[float, Field(gt=0, le=1)], ...], Field(strict=False, min_length=1)] = (1.0, 0.5)
+    val_scales: Annotated[tuple[Annotated[float, Field(gt=0, le=1)], ...], Field(strict=False, min_length=1)] = (1.0,)
 
     @field_validator("images")
     @classmethod
@@ -150,9 +166,13 @@ def cs_blocks(cfg, seed: int, task=None) -> Splits:
     if task is None or task.name != "cs":
         raise ValueError(f"data.source: 'cs_blocks' needs operator.task = 'cs', got {getattr(task, 'name', None)!r}")
     if opts.images:
-        pool, val_imgs = folder_images(opts.images)
+        pool, val_imgs = folder_images(opts.images, opts.scales, opts.val_scales)
     else:
-        pool, val_imgs = training_images(), [skimage_image(VAL_IMAGE, grey=True)]
+        pool, val_imgs = training_images(opts.scales), at_scales([skimage_image(VAL_IMAGE, grey=True)], opts.val_scales)
+    for what, imgs, key in (("training", pool, "scales"), ("validation", val_imgs, "val_scales")):
+        if not imgs:
+            raise ValueError(f"data.options.{key}: every {what} image is smaller than one 33x33 block at scales "
+                             f"{list(getattr(opts, key))}; expected at least one block-sized image")
     op = block_operator(task, seed, pool, opts.qinit_blocks)
     val_x = random_patches(val_imgs if len(val_imgs) > 1 else val_imgs[0], opts.val_blocks, 33, seed=1234)
 
