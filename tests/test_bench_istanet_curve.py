@@ -56,6 +56,7 @@ def test_curve_scores_start_and_snapshots_and_reuses_them(tmp_path, capsys, load
     assert "Set11" not in again and "wrote" in again  # every score reused, nothing re-evaluated
     assert json.loads((tmp_path / "res" / "istanet_curve_t.json").read_text())["rows"] == rows
     assert (tmp_path / "res" / "istanet_curve_t.md").is_file() and (tmp_path / "res" / "istanet_curve_t.png").is_file()
+    _check_val_scales(run, tmp_path / "res", load_benchmark)
 
     # a new run in the same folder with another seed: same file names and sizes, but other weights and another
     # random Φ (no operator.phi here), so every row, the start included, is scored afresh; a torn log line is skipped
@@ -71,3 +72,28 @@ def test_curve_scores_start_and_snapshots_and_reuses_them(tmp_path, capsys, load
     new = json.loads((tmp_path / "res" / "istanet_curve_t.json").read_text())["rows"]
     assert [r["step"] for r in new] == [0, 1, 2]
     assert all(a["sha256"] != b["sha256"] and a["set11_psnr"] != b["set11_psnr"] for a, b in zip(new, rows))
+
+
+
+def _check_val_scales(run: Path, res: Path, load_benchmark) -> None:
+    """benchmarks/istanet_val_scales.py on the same run: one row per snapshot (the start included) with a validation
+    PSNR per scale, Set11 read from the curve JSON, and per scale a rank correlation and the step it would keep."""
+    bench = load_benchmark("istanet_val_scales")
+    curve = res / "istanet_curve_t.json"
+    assert bench.main([str(run), "--curve", str(curve), "--scales", "1", "0.5", "--blocks", "16", "--out", str(res),
+                       "--name", "t"]) in (0, None)
+    out = json.loads((res / "istanet_valscales_t.json").read_text())
+    rows = out["rows"]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert [r["set11_psnr"] for r in rows] == [r["set11_psnr"] for r in json.loads(curve.read_text())["rows"]]
+    assert all(math.isfinite(r["val_1"]) and math.isfinite(r["val_0.5"]) for r in rows)
+    assert rows[0]["val_1"] != rows[-1]["val_1"]  # each snapshot is scored with its own weights
+    for s in ("1", "0.5"):
+        v = out["per_scale"][s]
+        assert -1 <= v["spearman_vs_set11"] <= 1
+        assert v["keeps_step"] == max(rows, key=lambda r: r[f"val_{s}"])["step"]
+        assert v["range_db"] == max(r[f"val_{s}"] for r in rows) - min(r[f"val_{s}"] for r in rows)
+    assert out["set11_best_step"] == max(rows, key=lambda r: r["set11_psnr"])["step"]
+    assert (res / "istanet_valscales_t.md").read_text().count("\n| ") >= 5
+    with pytest.raises(SystemExit):
+        bench.main([str(run), "--curve", str(curve), "--blocks", "0", "--out", str(res)])
