@@ -328,9 +328,9 @@ def test_adam_steps_reduce_the_loss(gradient):
 
 def test_theta_start_sets_the_first_threshold_and_keeps_the_rest(op):
     net = FISTANet(op, phases=6, features=4, theta_start=0.03)
-    assert float(net.thresholds()[0]) == pytest.approx(0.03, rel=1e-6)
+    assert float(net.thresholds()[0].detach()) == pytest.approx(0.03, rel=1e-6)
     ref = FISTANet(op, phases=6, features=4)
-    assert float(net.w_theta) == float(ref.w_theta) and float(net.b_mu) == float(ref.b_mu)
+    assert float(net.w_theta.detach()) == float(ref.w_theta.detach()) and float(net.b_mu.detach()) == float(ref.b_mu.detach())
     # the later thresholds keep the authors' slope in k: θ_k = softplus(w_θ k + b_θ)
     assert torch.allclose(net.thresholds(), torch.nn.functional.softplus(ref.w_theta * torch.arange(6.) + net.b_theta))
     assert "theta_start=0.03" in repr(net)
