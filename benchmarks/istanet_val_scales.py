@@ -25,8 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import istanet_learning_curve as curve  # noqa: E402  (the same snapshot loader)
 
-from proxlab.data import ImageFolder, random_patches  # noqa: E402
-from proxlab.experiments.blockcs import at_scales, whole_psnr  # noqa: E402
+from proxlab.data import random_patches  # noqa: E402
+from proxlab.experiments.blockcs import at_scales, folder_split, whole_psnr  # noqa: E402
 from proxlab.experiments.runner import _load_init  # noqa: E402
 from proxlab.training import load_model_weights  # noqa: E402
 from proxlab.training.checkpoint import atomic_write_text  # noqa: E402
@@ -40,8 +40,7 @@ def _val_images(run_dir: Path) -> list[torch.Tensor]:
     folder = load_config(run_dir / "config.toml").data.options.get("images", "")
     if not folder:
         raise SystemExit(f"{run_dir}: the run has no data.options.images folder (its validation image is bundled)")
-    ds = ImageFolder(Path(folder).expanduser() / "val", grey=True)
-    return [ds[i][None] for i in range(len(ds))]
+    return folder_split(folder, "val")
 
 
 def _spearman(a: list[float], b: list[float]) -> float | None:

@@ -40,7 +40,7 @@ from .datasets import Splits
 from .parts import LossContext, RunContext, Section, register_loss, register_protocol, register_source
 
 __all__ = ["TRAIN_IMAGES", "PYWT_IMAGES", "VAL_IMAGE", "PAPER_SET11", "RELEASED_SET11", "training_images",
-           "at_scales", "folder_images", "block_operator", "evaluate_set11", "set11_scores", "whole_psnr"]
+           "at_scales", "folder_split", "folder_images", "block_operator", "evaluate_set11", "set11_scores", "whole_psnr"]
 
 #: scikit-image photographs used for training (``camera`` = Set11's cameraman is excluded).
 TRAIN_IMAGES = ("astronaut", "brick", "clock", "coffee", "coins", "grass", "gravel", "hubble_deep_field",
@@ -82,27 +82,27 @@ def at_scales(imgs: Sequence[torch.Tensor], scales: Sequence[float]) -> list[tor
     return out
 
 
+def folder_split(folder: str | Path, split: str) -> list[torch.Tensor]:
+    """The grey images of ``folder/split`` (``train`` or ``val``) as ``(1, 1, H, W)`` tensors, each at least one block."""
+    from ..data import ImageFolder
+
+    root = Path(folder).expanduser() / split
+    if not root.is_dir():
+        raise ValueError(f"data.options.images: expected a folder with train/ and val/ image folders (python -m "
+                         f"proxlab.data.photos writes one); {str(folder)!r} has no {split}/")
+    ds = ImageFolder(root, grey=True)
+    imgs = [ds[i][None] for i in range(len(ds))]
+    small = [n for n, im in zip(ds.names, imgs) if min(im.shape[-2:]) < 33]
+    if small:
+        raise ValueError(f"data.options.images: {root} has images smaller than one 33x33 block: {small}")
+    return imgs
+
+
 def folder_images(folder: str | Path, scales: Sequence[float] = (1.0, 0.5),
                   val_scales: Sequence[float] = (1.0,)) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """``(pool, val)`` from an image folder: the grey images of ``folder/train`` at ``scales`` (default 1 and
     1/2), and those of ``folder/val`` at ``val_scales`` (default 1)."""
-    from ..data import ImageFolder
-
-    folder = Path(folder).expanduser()
-
-    def load(split: str) -> list[torch.Tensor]:
-        root = folder / split
-        if not root.is_dir():
-            raise ValueError(f"data.options.images: expected a folder with train/ and val/ image folders (python -m "
-                             f"proxlab.data.photos writes one); {str(folder)!r} has no {split}/")
-        ds = ImageFolder(root, grey=True)
-        imgs = [ds[i][None] for i in range(len(ds))]
-        small = [n for n, im in zip(ds.names, imgs) if min(im.shape[-2:]) < 33]
-        if small:
-            raise ValueError(f"data.options.images: {root} has images smaller than one 33x33 block: {small}")
-        return imgs
-
-    return at_scales(load("train"), scales), at_scales(load("val"), val_scales)
+    return at_scales(folder_split(folder, "train"), scales), at_scales(folder_split(folder, "val"), val_scales)
 
 
 def block_operator(task, seed: int, pool: list[torch.Tensor], qinit_blocks: int) -> BlockCompressedSensing:
