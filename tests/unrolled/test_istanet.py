@@ -187,7 +187,7 @@ def test_plain_istanet_split_identity_start_is_soft_thresholding(op):
     # an exact left inverse to start with (exactly 0 in a direct convolution; a transform-based one may round)
     assert float(aux["symmetry"].detach().abs().max()) <= 1e-12
     # every weight still receives a gradient path: the unused channels are Xavier, not zero (but the output's)
-    assert float(prox.conv2_forward.weight[2:].abs().sum()) > 0
+    assert float(prox.conv2_forward.weight[2:].detach().abs().sum()) > 0
     dop = BlockCompressedSensing(0.1, seed=3).double()
     net = ISTANet(dop, stages=2, plus=False, channels=4, zero_residual=True).double().eval()
     x = torch.rand(2, 1, 33, 33, dtype=torch.float64)
@@ -226,7 +226,7 @@ def test_wrapped_model_returns_the_symmetry_term(op, tmp_path):
     y = op(x)
     out = net(y, return_aux=True)
     bare = istanet_loss(out.x, x, out.aux, gamma=0.5)
-    assert float(bare - F.mse_loss(net(y), x)) > 1e-6  # the symmetry term is really part of the loss
+    assert float((bare - F.mse_loss(net(y), x)).detach()) > 1e-6  # the symmetry term is really part of the loss
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:
         wrapped = torch.nn.parallel.DistributedDataParallel(net)(y, return_aux=True)
