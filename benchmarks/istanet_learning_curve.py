@@ -182,7 +182,7 @@ def main(argv=None) -> int:
           "", "| step | Set11 PSNR | Set11 SSIM | validation PSNR |", "|---:|---:|---:|---:|"]
     md += [f"| {r['step']} | {r['set11_psnr']:.2f} | {r['set11_ssim']:.4f} | "
            f"{'' if r['val_psnr'] is None else format(r['val_psnr'], '.2f')} |" for r in rows]
-    (out_dir / f"istanet_curve_{name}.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(out_dir / f"istanet_curve_{name}.md", "\n".join(md) + "\n")
     _plot(rows, out_dir / f"istanet_curve_{name}.png", f"{cfg['model']} {cfg['ratio']} % — {run_dir.name}")
     print(f"wrote {json_path}, .md, .png")
     return 0

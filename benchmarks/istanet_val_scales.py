@@ -67,7 +67,15 @@ def main(argv=None) -> int:
     snaps = sorted((run_dir / "snapshots").glob("step_*.safetensors"), key=lambda f: int(re.search(r"(\d+)", f.name).group(1)))
     if not snaps:
         p.error(f"no snapshots in {run_dir / 'snapshots'} (train with --set training.snapshot_every=N)")
-    set11 = {int(r["step"]): float(r["set11_psnr"]) for r in json.loads(Path(a.curve).read_text())["rows"]}
+    curve_rows = json.loads(Path(a.curve).read_text())["rows"]
+    set11 = {int(r["step"]): float(r["set11_psnr"]) for r in curve_rows}
+    # the curve must have scored these very snapshots: a newer run written to the same folder has the same steps
+    curve_sha = {int(r["step"]): r.get("sha256") for r in curve_rows}
+    stale = [f.name for f in snaps if (st := int(re.search(r"(\d+)", f.name).group(1))) in curve_sha
+             and curve_sha[st] != curve._file_sha256(f)]
+    if stale:
+        p.error(f"--curve: {Path(a.curve).name} scored other files than {run_dir / 'snapshots'} holds now "
+                f"({', '.join(stale[:3])}{' …' if len(stale) > 3 else ''}); rerun istanet_learning_curve.py on the run")
     torch.set_num_threads(a.threads)
     val = _val_images(run_dir)
     blocks = {s: random_patches(at_scales(val, [s]), a.blocks, 33, seed=1234) for s in a.scales}
@@ -96,7 +104,8 @@ def main(argv=None) -> int:
     for s in a.scales:
         k = f"val_{s:g}"
         per_scale[f"{s:g}"] = {"spearman_vs_set11": _spearman([r[k] for r in scored], [r["set11_psnr"] for r in scored]),
-                               "keeps_step": max(rows, key=lambda r: r[k])["step"],
+                               # a run keeps one of its validation checks, never its start (step 0)
+                               "keeps_step": max((r for r in rows if r["step"] > 0), key=lambda r: r[k])["step"],
                                "range_db": max(r[k] for r in rows) - min(r[k] for r in rows)}
     out = {"run_dir": str(run_dir), "model": cfg["model"], "ratio": cfg["ratio"], "blocks_per_scale": a.blocks,
            "set11_best_step": best11, "rows": rows, "per_scale": per_scale,
@@ -115,7 +124,7 @@ def main(argv=None) -> int:
            "|---:|---:|---:|---:|"]
     md += [f"| {s} | {'' if v['spearman_vs_set11'] is None else format(v['spearman_vs_set11'], '.2f')} | "
            f"{v['keeps_step']} | {v['range_db']:.3f} |" for s, v in per_scale.items()]
-    (res / f"istanet_valscales_{name}.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(res / f"istanet_valscales_{name}.md", "\n".join(md) + "\n")
     print(f"wrote {res / f'istanet_valscales_{name}.json'} and .md")
     return 0
 

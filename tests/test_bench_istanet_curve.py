@@ -37,7 +37,7 @@ def test_curve_scores_start_and_snapshots_and_reuses_them(tmp_path, capsys, load
 
     def train(seed: int) -> None:
         run_experiment("istanet-plus-cs25", out=run, progress=False, echo=False, overrides=[
-            f"data.options.images={photos}", "data.options.qinit_blocks=400", "data.options.val_blocks=8",
+            f"data.options.images={photos}", "data.options.qinit_blocks=600", "data.options.val_blocks=8",
             "training.init=zoo:istanet-plus-cs25", "training.steps=2", "training.batch_size=4", f"seed={seed}",
             "training.snapshot_every=1", "training.val_every=1", "training.precision=fp32", "evaluation.protocols=[]"])
 
@@ -64,6 +64,11 @@ def test_curve_scores_start_and_snapshots_and_reuses_them(tmp_path, capsys, load
 
     shutil.rmtree(run)
     train(1)
+    # the old curve scored the old snapshots: pairing its Set11 with the new run's validation is refused
+    with pytest.raises(SystemExit):
+        load_benchmark("istanet_val_scales").main([str(run), "--curve", str(tmp_path / "res" / "istanet_curve_t.json"),
+                                                   "--blocks", "4", "--out", str(tmp_path / "res2")])
+    assert "scored other files than" in capsys.readouterr().err
     with open(run / "checkpoints" / "log.jsonl", "a") as f:
         f.write('{"step": 3, "val_ps')
     assert bench.main(argv) in (0, None)
@@ -91,7 +96,8 @@ def _check_val_scales(run: Path, res: Path, load_benchmark) -> None:
     for s in ("1", "0.5"):
         v = out["per_scale"][s]
         assert -1 <= v["spearman_vs_set11"] <= 1
-        assert v["keeps_step"] == max(rows, key=lambda r: r[f"val_{s}"])["step"]
+        assert v["keeps_step"] == max(rows[1:], key=lambda r: r[f"val_{s}"])["step"]  # never the start
+        assert v["keeps_step"] in (1, 2)
         assert v["range_db"] == max(r[f"val_{s}"] for r in rows) - min(r[f"val_{s}"] for r in rows)
     assert out["set11_best_step"] == max(rows, key=lambda r: r["set11_psnr"])["step"]
     assert (res / "istanet_valscales_t.md").read_text().count("\n| ") >= 5

@@ -197,6 +197,29 @@ def test_fetch_rebuilds_an_incomplete_or_different_folder(tmp_path):
     assert (root.stat().st_mode & 0o777) == 0o755  # readable by other users of a shared cache
 
 
+def test_a_failed_swap_puts_the_previous_folder_back(tmp_path, monkeypatch):
+    from PIL import Image
+
+    sel, debs = _fake_selection(tmp_path)
+    root = ph.fetch_photos(tmp_path / "c", debs=debs, max_side=100, progress=False, photos=sel)
+
+    def refuse(self, target):
+        raise OSError("rename refused (test)")
+
+    monkeypatch.setattr(Path, "rename", refuse)
+    with pytest.raises(OSError, match="rename refused"):
+        ph.fetch_photos(tmp_path / "c", debs=debs, max_side=200, progress=False, photos=sel)
+    assert Image.open(root / "train" / "pb-big.png").size == (100, 50)  # the complete earlier set, in place
+    assert not list((tmp_path / "c").glob(".photos-*"))
+
+
+def test_a_max_side_that_leaves_a_photo_thinner_than_a_block_is_refused(tmp_path):
+    sel, debs = _fake_selection(tmp_path)  # pb-big is 300x150: at max_side 65 it would be stored 65x32
+    with pytest.raises(ValueError, match=r"max_side: expected at least 66 \(pixels\).*65 shrinks pb-big below"):
+        ph.fetch_photos(tmp_path / "c", debs=debs, max_side=65, progress=False, photos=sel)
+    assert not (tmp_path / "c").exists()  # refused before anything was read or written
+
+
 def test_two_versions_of_a_package_in_debs_are_refused(tmp_path):
     sel, debs = _fake_selection(tmp_path)
     shutil.copy(debs / "pkg-a_1.0-1_all.deb", debs / "pkg-a_1.10-1_all.deb")

@@ -43,6 +43,12 @@ def test_shipped_block_cs_specs_validate(name):
 def test_source_needs_the_cs_task_and_checks_its_options():
     with pytest.raises(ConfigError, match=r"^data\.options\.qinit_blocks: expected an int >= 1, got 0"):
         load_config(find_experiment("istanet-cs25"), overrides=["data.options.qinit_blocks=0"])
+    from proxlab.experiments.parts import SOURCES
+
+    few = load_config(find_experiment("istanet-cs25"), overrides=["data.options.qinit_blocks=300"])
+    with pytest.raises(ValueError, match=r"^data\.options\.qinit_blocks: expected at least 2·m = 544 blocks to fit "
+                                         r"Qinit \(m = 272 measurements per block at ratio 0\.25\), got 300"):
+        SOURCES.get("cs_blocks").build(few.data, few.seed, task=few.build_task())
     with pytest.raises(ConfigError, match=r"^data\.options\.imagez: unknown key; did you mean 'images'\?"):
         load_config(find_experiment("istanet-cs25"), overrides=["data.options.imagez='x'"])
     from proxlab.experiments.config import DataConfig
@@ -249,7 +255,7 @@ def test_training_blocks_are_flipped_and_rotated(monkeypatch):
         return real(x, k)
 
     monkeypatch.setattr(blockcs, "augment_dihedral", spy)
-    cfg = load_config(find_experiment("istanet-plus-cs25"), overrides=["data.options.qinit_blocks=200",
+    cfg = load_config(find_experiment("istanet-plus-cs25"), overrides=["data.options.qinit_blocks=600",
                                                                         "data.options.val_blocks=4"])
     splits = SOURCES.get("cs_blocks").build(cfg.data, cfg.seed, task=cfg.build_task())
     g = torch.Generator().manual_seed(0)
@@ -286,7 +292,7 @@ def test_scales_options_set_the_training_and_validation_resolutions(tmp_path):
     with pytest.raises(ConfigError, match=r"^data\.options\.val_scales: "):
         load_config(toml, overrides=[f"data.options.images={folder}", "data.options.val_scales=[]"])
     cfg = load_config(toml, overrides=[f"data.options.images={folder}", "data.options.scales=[0.5, 0.25]",
-                                       "data.options.val_scales=[0.5]", "data.options.qinit_blocks=50",
+                                       "data.options.val_scales=[0.5]", "data.options.qinit_blocks=600",
                                        "data.options.val_blocks=6"])
     splits = SOURCES.get("cs_blocks").build(cfg.data, cfg.seed, task=cfg.build_task())
     assert splits.val.shape == (6, 1, 33, 33) and splits.extra["pool_images"] == 3

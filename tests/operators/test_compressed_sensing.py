@@ -110,6 +110,15 @@ class TestBlockCompressedSensing:
         assert Q.shape == (16, 8)
         torch.testing.assert_close((blocks @ phi.T) @ Q.T, blocks, atol=1e-8, rtol=1e-8)
 
+    def test_fit_qinit_refuses_too_few_or_misshaped_blocks(self):
+        phi = BlockCompressedSensing(0.5, block=4).phi.double()  # m = 8
+        with pytest.raises(ValueError, match=r"blocks: expected at least 2·m = 16 blocks to fit Qinit \(m = 8 "
+                                             r"measurements per block\), got 15"):
+            fit_qinit(phi, torch.rand(15, 16, dtype=torch.float64))
+        with pytest.raises(ValueError, match=r"blocks: expected \(N, 16\) flattened blocks for a Φ of shape "
+                                             r"\(8, 16\), got \(40, 4, 4\)"):
+            fit_qinit(phi, torch.rand(40, 4, 4, dtype=torch.float64))
+
     def test_missing_mat_file(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="no such .mat file"):
             BlockCompressedSensing.from_mat(tmp_path / "nope.mat")

@@ -379,6 +379,16 @@ def fetch_photos(cache_dir: str | os.PathLike | None = None, *, debs: str | os.P
         raise ValueError(f"max_side: expected an int >= 33 (pixels; one 33x33 block must fit), got {max_side!r}")
     if not photos:
         raise ValueError("photos: expected a non-empty selection")
+
+    def short_side(p, side: int) -> int:  # the short side once stored (as _store shrinks it)
+        return min(p.size) if max(p.size) <= side else round(min(p.size) * side / max(p.size))
+
+    thin = [p.name for p in photos if short_side(p, max_side) < 33]
+    if thin:
+        need = next(s for s in range(max_side, 1 << 16) if all(short_side(p, s) >= 33 for p in photos if p.name in thin))
+        raise ValueError(f"max_side: expected at least {need} (pixels), so that every photo keeps a short side of 33 "
+                         f"or more for one 33x33 block; {max_side!r} shrinks {', '.join(thin[:3])}"
+                         f"{' …' if len(thin) > 3 else ''} below that")
     names = [p.name for p in photos]
     if len(set(names)) != len(names):
         raise ValueError(f"photos: names must be unique, got duplicates {sorted({n for n in names if names.count(n) > 1})}")
@@ -426,10 +436,16 @@ def fetch_photos(cache_dir: str | os.PathLike | None = None, *, debs: str | os.P
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
         os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide a shared cache from other users
         old = None
-        if root.exists():  # an incomplete or outdated folder: moved aside first, so no moment lacks a folder
+        if root.exists():  # an incomplete or outdated folder: moved aside first, and put back if the swap fails
             old = Path(tempfile.mkdtemp(prefix=".photos-old-", dir=base))
             os.replace(root, old / "photos")
-        staging.rename(root)
+        try:
+            staging.rename(root)
+        except BaseException:
+            if old is not None and not root.exists():
+                os.replace(old / "photos", root)
+                shutil.rmtree(old, ignore_errors=True)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

@@ -117,6 +117,9 @@ def block_operator(task, seed: int, pool: list[torch.Tensor], qinit_blocks: int)
             raise ValueError(f"operator.phi {task.options['phi']} has ratio {op.ratio:.3f}, operator.ratio is {ratio}")
     else:
         op = BlockCompressedSensing(ratio, seed=seed)
+    if qinit_blocks < 2 * op.m:  # checked here, before the blocks are drawn and long before training starts
+        raise ValueError(f"data.options.qinit_blocks: expected at least 2·m = {2 * op.m} blocks to fit Qinit "
+                         f"(m = {op.m} measurements per block at ratio {ratio}), got {qinit_blocks}")
     blocks = random_patches(pool, qinit_blocks, 33, seed=7).reshape(qinit_blocks, -1)
     return BlockCompressedSensing(None, phi=op.phi, qinit=fit_qinit(op.phi, blocks))
 

@@ -297,8 +297,17 @@ class BlockCompressedSensing(_GramFactors, LinearOperator):
 def fit_qinit(phi: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
     r"""Least-squares initialisation :math:`Q = X Y^\top (Y Y^\top)^{-1}` from training blocks.
 
-    ``blocks`` is ``(N, B²)`` (rows are flattened tiles), :math:`Y = \Phi X`. Returns ``(B², m)``.
+    ``blocks`` is ``(N, B²)`` (rows are flattened tiles), :math:`Y = \Phi X`. Returns ``(B², m)``. The
+    ``m × m`` system :math:`Y Y^\top` is singular, or nearly so, unless there are well over ``m`` blocks, and a
+    solver would then return a Qinit of noise without a word; fewer than ``2 m`` blocks are refused.
     """
+    m = phi.shape[0]
+    if blocks.ndim != 2 or blocks.shape[1] != phi.shape[1]:
+        raise ValueError(f"blocks: expected (N, {phi.shape[1]}) flattened blocks for a Φ of shape "
+                         f"{tuple(phi.shape)}, got {tuple(blocks.shape)}")
+    if blocks.shape[0] < 2 * m:
+        raise ValueError(f"blocks: expected at least 2·m = {2 * m} blocks to fit Qinit (m = {m} measurements per "
+                         f"block), got {blocks.shape[0]}")
     X = blocks.double().T
     Y = phi.double() @ X
     return torch.linalg.solve(Y @ Y.T, Y @ X.T).T.to(phi.dtype)
