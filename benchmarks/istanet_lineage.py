@@ -15,9 +15,12 @@ is for the report only, as in the curves it reads (nothing here picks weights). 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 from pathlib import Path
+
+from proxlab.training.checkpoint import atomic_write_bytes, atomic_write_text
 
 ROOT = Path(__file__).parent
 RESULTS = ROOT / "results"
@@ -96,9 +99,11 @@ def _plot(chains: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()  # written whole or not at all, as the JSON and Markdown beside it
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def main(argv=None) -> int:
@@ -120,9 +125,9 @@ def main(argv=None) -> int:
             raise SystemExit(f"--chain {c[0]!r}: the goal must be finite, got {c[1]!r}")
         chains.append(chain(c[0], goal, c[2:]))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "istanet_lineage.json").write_text(json.dumps({"chains": chains}, indent=2) + "\n")
+    atomic_write_text(args.out / "istanet_lineage.json", json.dumps({"chains": chains}, indent=2) + "\n")
     table = _table(chains)
-    (args.out / "istanet_lineage.md").write_text(table)
+    atomic_write_text(args.out / "istanet_lineage.md", table)
     _plot(chains, args.figure)
     print(table)
     print(f"wrote {args.out / 'istanet_lineage.json'}, .md and {args.figure}")
