@@ -2,13 +2,15 @@
 
 Each round is a run scored by ``benchmarks/istanet_learning_curve.py`` (its ``istanet_curve_NAME.json``). A round
 that a later one chained from is given as ``CURVE.json@STEP``, STEP being the snapshot it kept (the weights the next
-round started from); the steps after it were discarded (the last round may name its kept step too, to mark it). The rounds are laid end to end on one axis, "steps on the
-photos", each starting where the previous one's kept step lies, so the axis counts the steps behind every point. Set11
-is for the report only, as in the curves it reads (nothing here picks weights). Writes
-``benchmarks/results/istanet_lineage.{json,md}`` and ``docs/figures/istanet_lineage.png``::
+round started from); the steps after it were discarded. The last round may name its kept step too, to mark it. The
+rounds are laid end to end on one axis, "steps on the photos", each starting where the previous one's kept step
+lies, so the axis counts the steps behind every point. Set11 is for the report only, as in the curves it reads
+(nothing here picks weights). Writes ``benchmarks/results/istanet_lineage.{json,md}`` and
+``docs/figures/istanet_lineage.png``::
 
     python benchmarks/istanet_lineage.py \\
-        --chain "ISTA-Net+ 25 %" 32.2 results/istanet_curve_A.json@750 results/istanet_curve_B.json@750 results/istanet_curve_C.json \\
+        --chain "ISTA-Net+ 25 %" 32.2 results/istanet_curve_A.json@750 results/istanet_curve_B.json@750 \\
+            results/istanet_curve_C.json@2500 \\
         --chain "ISTA-Net 25 %" 31.6 ...
 """
 

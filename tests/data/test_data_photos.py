@@ -218,6 +218,9 @@ def test_a_max_side_that_leaves_a_photo_thinner_than_a_block_is_refused(tmp_path
     with pytest.raises(ValueError, match=r"max_side: expected at least 66 \(pixels\).*65 shrinks pb-big below"):
         ph.fetch_photos(tmp_path / "c", debs=debs, max_side=65, progress=False, photos=sel)
     assert not (tmp_path / "c").exists()  # refused before anything was read or written
+    small = [ph.Photo("pa-tiny", "pkg-a", "/usr/share/a/tiny.png", "CC0-1.0", "Ann", (40, 20))]
+    with pytest.raises(ValueError, match=r"photos: expected photos of at least 33x33 pixels \(one block\), got pa-tiny"):
+        ph.fetch_photos(tmp_path / "c", debs=debs, max_side=1024, progress=False, photos=small)
 
 
 def test_two_versions_of_a_package_in_debs_are_refused(tmp_path):

@@ -383,6 +383,9 @@ def fetch_photos(cache_dir: str | os.PathLike | None = None, *, debs: str | os.P
     def short_side(p, side: int) -> int:  # the short side once stored (as _store shrinks it)
         return min(p.size) if max(p.size) <= side else round(min(p.size) * side / max(p.size))
 
+    tiny = [p.name for p in photos if min(p.size) < 33]
+    if tiny:
+        raise ValueError(f"photos: expected photos of at least 33x33 pixels (one block), got {', '.join(tiny[:3])} smaller")
     thin = [p.name for p in photos if short_side(p, max_side) < 33]
     if thin:
         need = next(s for s in range(max_side, 1 << 16) if all(short_side(p, s) >= 33 for p in photos if p.name in thin))
