@@ -1,6 +1,7 @@
 """The experiment runner, its report, resume through the runner, and the model zoo."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -210,3 +211,30 @@ def test_zoo_export_does_not_need_the_runs_data(tmp_path, monkeypatch):
     (res.folder / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(FileNotFoundError, match="data folder was deleted"):
         export.export_run(res.folder, "tiny2")
+
+
+def test_resume_from_another_directory_reads_relative_paths_from_where_the_run_started(tmp_path, monkeypatch):
+    """A config's relative paths (here ``data.path``) mean what they meant at the start, wherever --resume is typed;
+    the caller's working directory is restored afterwards."""
+    import numpy as np
+    from PIL import Image
+
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    (start / "imgs").mkdir(parents=True)
+    elsewhere.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(start / "imgs" / f"im{i:02d}.png")
+    toml = write(tmp_path, steps=5)
+    toml.write_text(toml.read_text().replace('source = "mnist5k"', 'source = "image_folder"\npath = "imgs"'))
+    monkeypatch.chdir(start)
+    first = run_experiment(toml, out=tmp_path / "run", progress=False, echo=False)
+    assert (first.folder / "started_in.txt").read_text().strip() == str(start)
+    monkeypatch.chdir(elsewhere)
+    res = run_experiment(resume="../run", overrides=["training.steps=10"], progress=False, echo=False)
+    assert res.metrics["training"]["steps"] == 10
+    assert Path.cwd() == elsewhere
+    assert f"read from {start}, where the run started" in (tmp_path / "run" / "run.log").read_text()
+    (tmp_path / "run" / "started_in.txt").unlink()  # a folder without the record: paths are read from here
+    with pytest.raises(FileNotFoundError, match="imgs"):
+        run_experiment(resume=tmp_path / "run", overrides=["training.steps=15"], progress=False, echo=False)

@@ -2,11 +2,13 @@
 
 The folder holds ``config.toml`` (the resolved config), ``checkpoints/`` (training checkpoints,
 ``best.safetensors``, ``log.jsonl``), ``model.safetensors`` (the evaluated weights), ``metrics.json``, ``run.log`` and ``report.html`` (tables and
-figures inline). ``proxlab run --resume DIR`` continues an interrupted run from its checkpoint.
+figures inline) and ``started_in.txt`` (the working directory it started in). ``proxlab run --resume DIR``
+continues an interrupted run from its checkpoint, reading the config's relative paths from where it started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -212,11 +214,35 @@ def run_experiment(source: str | Path | None = None, out: str | Path | None = No
     and the sweep's protocols compare them. Under ``torchrun`` every process trains; only rank 0 writes
     the folder and evaluates.
     """
-    with flushing_denormals():  # evaluation as well as training (subnormals slow both on a CPU)
-        return _run_experiment(source, out, overrides, resume, progress, echo)
+    resume = None if resume is None else Path(resume).resolve()  # before a move to where the run started
+    with flushing_denormals(), _in_start_dir(resume) as moved:  # flush: evaluation as well as training
+        return _run_experiment(source, out, overrides, resume, progress, echo, moved)
 
 
-def _run_experiment(source, out, overrides, resume, progress: bool, echo: bool) -> RunResult:
+#: The file of a run folder that records the working directory the run started in.
+STARTED_IN = "started_in.txt"
+
+
+@contextlib.contextmanager
+def _in_start_dir(resume: str | Path | None):
+    """Resume a run from the directory it started in, so that the relative paths of its ``config.toml``
+    (``operator.phi = "../data/phi.mat"``, ``data.path = "photos"``) mean what they meant at the start wherever
+    ``--resume`` is typed. Yields the directory it left (None when it stayed); the caller's is restored after."""
+    here = Path.cwd()
+    record = None if resume is None else Path(resume) / STARTED_IN
+    start = Path(record.read_text().strip()) if record is not None and record.is_file() else None
+    if start is None or not start.is_dir() or start.resolve() == here.resolve():
+        yield None
+        return
+    os.chdir(start)
+    try:
+        yield here
+    finally:
+        os.chdir(here)
+
+
+def _run_experiment(source, out, overrides, resume, progress: bool, echo: bool,
+                    moved: Path | None = None) -> RunResult:
     main_process = int(os.environ.get("RANK", "0")) == 0
     taken_over = False
     if resume is not None:
@@ -246,11 +272,14 @@ def _run_experiment(source, out, overrides, resume, progress: bool, echo: bool) 
                 taken_over = True
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "config.toml").write_text(dump_toml(cfg))
+            (folder / STARTED_IN).write_text(str(Path.cwd()) + "\n")
             _record_overrides(folder, overrides or [])
     log = _Log(folder / "run.log", echo) if main_process else (lambda msg: None)
     log(f"experiment {cfg.name}: {'resuming' if resume else 'starting'} in {folder}")
     if taken_over:
         log(f"{folder} held a run that stopped before its first checkpoint; starting it anew")
+    if moved is not None:
+        log(f"relative paths of its config are read from {Path.cwd()}, where the run started ({STARTED_IN})")
     if cfg.sweep is None:
         result, _ = run_config(cfg, folder, resume=resume is not None, progress=progress, log=log)
         return result
